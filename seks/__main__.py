@@ -1,0 +1,3 @@
+from seks.cli import main
+
+main()
