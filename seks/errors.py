@@ -15,6 +15,7 @@
         ├── HostNotAllowed     403 seks_host_not_allowed
         ├── TokenMisplaced     403 seks_token_misplaced
         ├── AuditUnavailable   503 seks_audit_unavailable
+        ├── VaultUnavailable   503 seks_vault_error (the credential could not be decrypted)
         └── UpstreamError      502 seks_upstream_error
 
 Messages never contain a token or a secret: they are written for the person or agent reading
@@ -41,6 +42,7 @@ __all__ = [
     "UnknownToken",
     "UpstreamError",
     "VaultError",
+    "VaultUnavailable",
     "WrongMasterKey",
     "agent_error_body",
 ]
@@ -129,6 +131,12 @@ class AuditUnavailable(RequestRefused):
     status = 503
     type = "seks_audit_unavailable"
     reason = "audit_unavailable"
+
+
+class VaultUnavailable(RequestRefused):
+    status = 503
+    type = "seks_vault_error"
+    reason = "vault_error"
 
 
 class UpstreamError(RequestRefused):

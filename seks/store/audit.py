@@ -42,7 +42,8 @@ class AuditEvent:
 
 
 _FIELDS = [f.name for f in dataclasses.fields(AuditEvent)]
-_INSERT = f"INSERT INTO audit ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+# Only our own column names go into the string.
+_INSERT = f"INSERT INTO audit ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"  # noqa: S608
 
 
 def append(db: sqlite_utils.Database, event: AuditEvent) -> None:
@@ -59,9 +60,7 @@ def record(db: sqlite_utils.Database, event: AuditEvent) -> None:
         raise AuditUnavailable(f"the audit trail cannot be written ({e})") from e
 
 
-def tail(
-    db: sqlite_utils.Database, n: int, *, agent: str | None = None
-) -> list[dict[str, Any]]:
+def tail(db: sqlite_utils.Database, n: int, *, agent: str | None = None) -> list[dict[str, Any]]:
     where, params = _filter(agent)
     rows = db.query(
         f"SELECT * FROM (SELECT * FROM audit {where} ORDER BY id DESC LIMIT ?) ORDER BY id",  # noqa: S608

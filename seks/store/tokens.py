@@ -74,7 +74,7 @@ def parse(token: str) -> ParsedToken:
             "this is not a SEKS token: expected seks_<provider>_ and 38 letters or digits "
             f"(got {len(token)} characters); was it copied whole?"
         )
-    prefix = token[: -_CHECK_LEN]
+    prefix = token[:-_CHECK_LEN]
     if not hmac.compare_digest(_checksum(prefix), m["check"]):
         raise MalformedToken("the token's checksum does not match: it has a typo or was cut")
     return ParsedToken(provider=m["provider"])

@@ -525,6 +525,7 @@ class Vault:
         return info
 
 
+# Column names, not a password.
 _TOKEN_COLUMNS = (
-    "id, tenant, agent, provider, secret_name, created_at, expires_at, revoked_at, session"
+    "id, tenant, agent, provider, secret_name, created_at, expires_at, revoked_at, session"  # noqa: E501, S105
 )

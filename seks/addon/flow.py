@@ -1,0 +1,332 @@
+"""The mitmproxy hooks. ``requestheaders`` is DESIGN.md's data flow, one call per step:
+
+1 find fake tokens · 2 resolve them · 3 policy · 4 audit (fail closed) · 5 decrypt · 6 inject;
+then 8: put the fake token back into the flow as soon as the request has gone, audit the outcome.
+
+The swap happens in ``requestheaders``, not ``request``: with a streamed request body the
+headers are already on the wire when ``request`` fires (shared notes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.addonmanager import Loader
+
+from seks.addon.inject import FoundToken, credential_value, find_tokens, require_place
+from seks.addon.policy import check_destination
+from seks.addon.providers import BUILTIN, CredentialPlace, Provider
+from seks.addon.upstream_tls import start_tls_trusting
+from seks.config import Config, ProviderSettings, load_config
+from seks.errors import (
+    HostNotAllowed,
+    RequestRefused,
+    SeksError,
+    VaultUnavailable,
+    agent_error_body,
+)
+from seks.home import Home
+from seks.store.audit import AuditEvent, record
+from seks.store.tokens import TOKEN_CANDIDATE_RE
+from seks.store.vault import TokenInfo, Vault
+
+__all__ = ["DestinationGuard", "SeksAddon"]
+
+log = logging.getLogger("seks")
+
+
+@dataclass
+class _Injected:
+    """What an in-flight request needs to be put back and audited. Holds no secret."""
+
+    started: float
+    restore: dict[str, list[str]]  # header name → its original (fake) values
+    host: str  # the host the agent asked for, before any upstream setting
+    tokens: list[TokenInfo] = field(default_factory=list)
+    destination: tuple[str, int] = ("", 0)  # where the request was approved to go
+
+
+def _safe_path(flow: http.HTTPFlow) -> str:
+    """The path for logs and audit: no query string, and no token if one sits in the path."""
+    path = flow.request.path.split("?", 1)[0]
+    return TOKEN_CANDIDATE_RE.sub("seks_…", path)
+
+
+def _requested_host(flow: http.HTTPFlow) -> str:
+    """The host the agent asked for (the CONNECT target), even after an upstream setting."""
+    return str(flow.metadata.get("seks_host", flow.request.host))
+
+
+def _client_ip(flow: http.HTTPFlow) -> str | None:
+    peer = flow.client_conn.peername
+    return str(peer[0]) if peer else None
+
+
+class SeksAddon:
+    """Swaps fake tokens for real credentials. Put it first in the addon chain, so its
+    ``responseheaders``/``error``/``done`` hooks restore the fake token before any addon that
+    saves or prints flows runs; :class:`DestinationGuard` goes last."""
+
+    def __init__(self) -> None:
+        self.vault: Vault | None = None
+        self.config = Config()
+        self.providers: dict[str, Provider] = dict(BUILTIN)
+        self._inflight: dict[str, _Injected] = {}
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "seks_home", str, "", "SEKS home directory (default: $SEKS_HOME, ~/.seks)"
+        )
+        loader.add_option("seks_config", str, "", "SEKS config file (default: HOME/config.yaml)")
+
+    def configure(self, updated: set[str]) -> None:
+        if self.vault is not None and not {"seks_home", "seks_config"} & updated:
+            return
+        home = Path(ctx.options.seks_home) if ctx.options.seks_home else None
+        the_home = Home(home) if home else Home.from_env()
+        config_path = Path(ctx.options.seks_config) if ctx.options.seks_config else None
+        try:
+            self.config = load_config(
+                config_path or the_home.config_path,
+                known_providers=tuple(self.providers),
+                required=config_path is not None,
+            )
+            vault = Vault.open(the_home.vault_path, the_home.master_key())
+        except SeksError as e:
+            raise exceptions.OptionsError(f"SEKS: {e}") from None
+        if self.vault is not None:
+            self.vault.close()
+        self.vault = vault
+
+    def running(self) -> None:
+        # Refused requests must never reach an upstream: connect only when a request is sent
+        # (the default, eager, connects at CONNECT time). Set here for `mitmdump -s` too.
+        if ctx.options.connection_strategy != "lazy":
+            ctx.options.update(connection_strategy="lazy")
+
+    def done(self) -> None:
+        for flow_id in list(self._inflight):
+            self._inflight.pop(flow_id, None)
+        if self.vault is not None:
+            self.vault.close()
+            self.vault = None
+
+    def _settings(self, provider: str) -> ProviderSettings:
+        return self.config.providers.get(provider, ProviderSettings())
+
+    # -- TLS: what to intercept, and how to reach a configured upstream --------------------
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        if self.config.intercept == "all":
+            return
+        names = [data.client_hello.sni]
+        if data.context.server.address:
+            names.append(data.context.server.address[0])
+        if not any(n and p.serves(n) for n in names for p in self.providers.values()):
+            data.ignore_connection = True  # tunnel untouched: not ours to inspect
+
+    def tls_start_server(self, tls_start: tls.TlsData) -> None:
+        address = tls_start.conn.address
+        for settings in self.config.providers.values():
+            up = settings.upstream
+            if up and settings.upstream_ca and address == (up.host, up.port):
+                start_tls_trusting(tls_start, settings.upstream_ca)
+                return
+
+    # -- the data flow ---------------------------------------------------------------------
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None or self.vault is None:
+            return
+        found = find_tokens(flow.request.headers.items(multi=True), flow.request.path)  # 1
+        if not found:
+            self._route_to_upstream(flow, self._provider_serving(flow.request.host))
+            return
+        started = time.monotonic()
+        info: TokenInfo | None = None
+        try:
+            uses = []
+            for token in found:
+                info = None
+                info = self.vault.resolve_token(token.token)  # 2
+                provider = self.providers[info.provider]
+                uses.append((token, self._authorize(flow, provider, token), info))  # 3
+            for _, _, info in uses:
+                self._audit(flow, "request.injected", info, decision="allow")  # 4, fail closed
+            self._inject(flow, uses, started)  # 5, 6
+        except RequestRefused as e:
+            self._restore(flow)
+            self._refuse(flow, e, info)
+        except Exception:
+            # Never forward a half-handled request: put the fake token back and refuse. The
+            # traceback carries no request data (our messages never hold a credential).
+            log.exception("SEKS: internal error while handling a request; refused")
+            self._restore(flow)
+            self._refuse(flow, VaultUnavailable("internal error in the SEKS proxy"), info)
+
+    def _authorize(
+        self, flow: http.HTTPFlow, provider: Provider, token: FoundToken
+    ) -> CredentialPlace:
+        if flow.request.scheme != "https":
+            raise HostNotAllowed(
+                f"a {provider.name} token is only sent over HTTPS, not {flow.request.scheme}"
+            )
+        check_destination(
+            provider, flow.request.host, flow.client_conn.sni, flow.request.host_header
+        )
+        return require_place(provider, token)
+
+    def _inject(
+        self,
+        flow: http.HTTPFlow,
+        uses: list[tuple[FoundToken, CredentialPlace, TokenInfo]],
+        started: float,
+    ) -> None:
+        assert self.vault is not None
+        headers = flow.request.headers
+        # Registered before the first header changes, so any failure below can restore.
+        injected = _Injected(started, {}, flow.request.host, [info for _, _, info in uses])
+        self._inflight[flow.id] = injected
+        for token, place, info in uses:
+            try:
+                secret = self.vault.reveal_secret(info.secret_name, tenant=info.tenant)  # 5
+            except SeksError as e:
+                raise VaultUnavailable(f"the credential could not be read: {e}") from None
+            assert token.header is not None  # require_place refuses tokens outside headers
+            values = headers.get_all(token.header)
+            injected.restore.setdefault(token.header, values)
+            real = credential_value(place, secret)  # 6
+            headers.set_all(token.header, [real if v == token.value else v for v in values])
+        self._route_to_upstream(flow, self.providers[uses[0][2].provider])
+        injected.destination = (flow.request.host, flow.request.port)
+
+    def _provider_serving(self, host: str) -> Provider | None:
+        return next((p for p in self.providers.values() if p.serves(host)), None)
+
+    def _route_to_upstream(self, flow: http.HTTPFlow, provider: Provider | None) -> None:
+        """Send a provider host's request to that provider's configured ``upstream``."""
+        if provider is None or flow.request.scheme != "https":
+            return
+        up = self._settings(provider.name).upstream
+        if up is not None:
+            flow.metadata["seks_host"] = flow.request.host
+            flow.request.host = up.host
+            flow.request.port = up.port
+            flow.request.host_header = up.authority
+
+    def _restore(self, flow: http.HTTPFlow) -> _Injected | None:
+        """Put the fake token back: nothing after this point holds the real credential."""
+        injected = self._inflight.pop(flow.id, None)
+        if injected is not None:
+            for name, values in injected.restore.items():
+                flow.request.headers.set_all(name, values)
+        return injected
+
+    def check_unchanged(self, flow: http.HTTPFlow) -> None:
+        """Called last in ``request``: refuse if another addon redirected an injected request."""
+        injected = self._inflight.get(flow.id)
+        if injected and (flow.request.host, flow.request.port) != injected.destination:
+            self._restore(flow)
+            self._refuse(
+                flow,
+                HostNotAllowed("the request was redirected after the credential was injected"),
+                injected.tokens[0],
+            )
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        injected = self._restore(flow)
+        if injected is not None:
+            flow.metadata["seks_injected"] = injected
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._finish(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._finish(flow)
+
+    def _finish(self, flow: http.HTTPFlow) -> None:
+        injected = self._restore(flow) or flow.metadata.pop("seks_injected", None)
+        if not isinstance(injected, _Injected):
+            if not flow.metadata.get("seks_refused"):
+                log.info(self._line(flow, "passed through"))
+            return
+        latency_ms = (time.monotonic() - injected.started) * 1000
+        status = flow.response.status_code if flow.response else None
+        for info in injected.tokens:
+            try:
+                self._audit(
+                    flow,
+                    "request.completed",
+                    info,
+                    status=status,
+                    latency_ms=latency_ms,
+                    reason=None if flow.error is None else "upstream_error",
+                )
+            except RequestRefused as e:
+                log.warning("SEKS: could not audit a completed request: %s", e)
+        summary = ", ".join(f"{i.provider} agent={i.agent} token={i.id}" for i in injected.tokens)
+        log.info(self._line(flow, f"injected {summary}"))
+
+    # -- refusals, audit and the console ----------------------------------------------------
+
+    def _refuse(self, flow: http.HTTPFlow, err: RequestRefused, info: TokenInfo | None) -> None:
+        flow.response = http.Response.make(
+            err.status, agent_error_body(err), {"content-type": "application/json"}
+        )
+        flow.metadata["seks_refused"] = True
+        try:
+            self._audit(
+                flow, "request.denied", info, decision="deny", reason=err.reason, status=err.status
+            )
+        except RequestRefused as e:
+            log.warning("SEKS: could not audit a refusal: %s", e)
+        log.info(self._line(flow, f"refused: {err.type}"))
+
+    def _audit(
+        self, flow: http.HTTPFlow, event: str, info: TokenInfo | None, **fields: object
+    ) -> None:
+        assert self.vault is not None
+        record(
+            self.vault.db,
+            AuditEvent(
+                event=event,
+                actor=info.agent if info else None,
+                tenant=info.tenant if info else None,
+                agent=info.agent if info else None,
+                token_id=info.id if info else None,
+                provider=info.provider if info else None,
+                secret_name=info.secret_name if info else None,
+                client_ip=_client_ip(flow),
+                method=flow.request.method,
+                host=_requested_host(flow),
+                path=_safe_path(flow),
+                flow_id=flow.id,
+                **fields,  # type: ignore[arg-type]
+            ),
+        )
+
+    @staticmethod
+    def _line(flow: http.HTTPFlow, what: str) -> str:
+        status = flow.response.status_code if flow.response else "error"
+        return (
+            f"{_client_ip(flow)} {flow.request.method} {flow.request.scheme}://"
+            f"{_requested_host(flow)}{_safe_path(flow)} -> {status} {what}"
+        )
+
+
+class DestinationGuard:
+    """Goes last in the addon chain: re-checks, after every other ``request`` hook, that an
+    injected request still goes where it was approved to go (``map_remote`` and friends run
+    between injection and sending)."""
+
+    def __init__(self, seks: SeksAddon) -> None:
+        self.seks = seks
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        self.seks.check_unchanged(flow)

@@ -1,0 +1,87 @@
+"""What the commands share: opening the vault, reading durations and secret values."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from seks.addon.providers import BUILTIN
+from seks.config import Config, load_config
+from seks.home import Home
+from seks.store.vault import Vault
+
+__all__ = [
+    "PROVIDER_CHOICE",
+    "duration",
+    "emit_json",
+    "home",
+    "load_cli_config",
+    "open_vault",
+    "read_secret_value",
+]
+
+PROVIDER_CHOICE = click.Choice(sorted(BUILTIN), case_sensitive=False)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_RE = re.compile(r"(\d+)([smhd])")
+
+
+def home() -> Home:
+    return Home.from_env()
+
+
+@contextmanager
+def open_vault() -> Iterator[Vault]:
+    h = home()
+    vault = Vault.open(h.vault_path, h.master_key())
+    try:
+        yield vault
+    finally:
+        vault.close()
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        m = _DURATION_RE.fullmatch(str(value).strip())
+        if not m or int(m[1]) == 0:
+            self.fail(f"{value!r} is not a duration such as 30s, 15m, 8h or 7d", param, ctx)
+        return float(int(m[1]) * _UNITS[m[2]])
+
+
+duration = Duration()
+
+
+def read_secret_value(prompt: str) -> str:
+    """A secret from a hidden prompt, or from stdin when piped; never from argv."""
+    if sys.stdin.isatty():
+        return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+    value = sys.stdin.read()
+    if value.endswith("\n"):
+        value = value[:-1]
+        value = value.removesuffix("\r")
+    if not value:
+        raise click.ClickException("no secret value on stdin")
+    return value
+
+
+def load_cli_config(config_path: Path | None) -> Config:
+    return load_config(
+        config_path or home().config_path,
+        known_providers=tuple(BUILTIN),
+        required=config_path is not None,
+    )
+
+
+def emit_json(items: list[Any]) -> None:
+    click.echo(json.dumps([asdict(i) if hasattr(i, "__dataclass_fields__") else i for i in items]))

@@ -1,0 +1,167 @@
+"""``seks proxy``, ``seks env`` and ``seks exec``: running the proxy and the agents behind it."""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from seks.addon.providers import BUILTIN
+from seks.certs import CA_BUNDLE_VARS, CA_ONLY_VARS, ca_bundle_path, ca_cert_path, create_ca
+from seks.cli.common import duration, home, load_cli_config, open_vault
+from seks.config import parse_listen
+from seks.store.vault import Vault
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $SEKS_HOME/config.yaml).",
+)
+
+
+@click.command()
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Where to listen (default from config, else 127.0.0.1:8080).",
+)
+@_config_option
+def proxy(listen: str | None, config_path: Path | None) -> None:
+    """Run the SEKS proxy in the foreground. Stop it with Ctrl-C or SIGTERM.
+
+    Agents reach it with HTTPS_PROXY and trust its CA (`seks env` prints both). TLS is
+    intercepted only for provider hosts unless the config says `intercept: all`.
+
+    \b
+    Example:
+      seks proxy --listen 127.0.0.1:8080
+    """
+    import dataclasses
+
+    from seks.proxy import run_proxy
+
+    config = load_cli_config(config_path)
+    if listen is not None:
+        host, port = parse_listen(listen, key="--listen")
+        config = dataclasses.replace(config, listen_host=host, listen_port=port)
+    h = home()
+    Vault.open(h.vault_path, h.master_key()).close()  # a clear error now, not from mitmproxy
+    create_ca(h.confdir)
+
+    def announce(host: str, port: int) -> None:
+        click.echo(f"seks proxy listening on {host}:{port}")
+        sys.stdout.flush()
+
+    run_proxy(h, config, config_path, announce)
+
+
+def _agent_environment(
+    vault: Vault,
+    agent: str,
+    ttl: float | None,
+    proxy_url: str,
+    session: str,
+    ca_file: Path | None,
+) -> dict[str, str]:
+    confdir = home().confdir
+    bundle = ca_file or ca_bundle_path(confdir)
+    env = {
+        "HTTPS_PROXY": proxy_url,
+        "HTTP_PROXY": proxy_url,
+        "https_proxy": proxy_url,  # curl reads only the lower-case http_proxy
+        "http_proxy": proxy_url,
+        "NO_PROXY": "localhost,127.0.0.1,::1",
+        "no_proxy": "localhost,127.0.0.1,::1",
+    }
+    env |= {var: str(bundle) for var in CA_BUNDLE_VARS}
+    env |= {var: str(ca_file or ca_cert_path(confdir)) for var in CA_ONLY_VARS}
+    for provider in vault.providers_with_secrets():
+        if provider in BUILTIN:
+            token, _ = vault.issue_token(agent, provider, ttl=ttl, session=session)
+            env[BUILTIN[provider].env_var] = token
+    return env
+
+
+def _proxy_url(proxy_url: str | None, config_path: Path | None) -> str:
+    return proxy_url or load_cli_config(config_path).proxy_url
+
+
+@click.command()
+@click.option("--agent", "agent_name", required=True, help="The agent the tokens are for.")
+@click.option("--ttl", type=duration, default="8h", show_default=True, help="Token lifetime.")
+@click.option("--proxy", "proxy_url", metavar="URL", help="Proxy URL (default from config).")
+@click.option(
+    "--ca-file",
+    type=click.Path(path_type=Path),
+    help="Where the CA bundle is as the agent sees it (e.g. inside its container).",
+)
+@_config_option
+def env(
+    agent_name: str,
+    ttl: float,
+    proxy_url: str | None,
+    ca_file: Path | None,
+    config_path: Path | None,
+) -> None:
+    """Print `export` lines for an agent: proxy, CA and a fresh token per provider.
+
+    \b
+    Example:
+      eval "$(seks env --agent research-bot --ttl 8h)"
+      seks env --agent bot --proxy http://seks:8080 --ca-file /etc/seks/ca.pem > agent.env
+    """
+    url = _proxy_url(proxy_url, config_path)
+    with open_vault() as vault:
+        variables = _agent_environment(
+            vault, agent_name, ttl, url, "env-" + secrets.token_hex(8), ca_file
+        )
+    for name, value in variables.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--agent", "agent_name", required=True, help="The agent the tokens are for.")
+@click.option("--ttl", type=duration, default="8h", show_default=True, help="Token lifetime.")
+@click.option("--proxy", "proxy_url", metavar="URL", help="Proxy URL (default from config).")
+@_config_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(
+    agent_name: str,
+    ttl: float,
+    proxy_url: str | None,
+    config_path: Path | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND with the agent's environment; revoke its tokens when it ends.
+
+    Exits with COMMAND's exit code.
+
+    \b
+    Example:
+      seks exec --agent research-bot -- python agent.py --task "summarise"
+    """
+    import os
+
+    url = _proxy_url(proxy_url, config_path)
+    session = "exec-" + secrets.token_hex(8)
+    with open_vault() as vault:
+        variables = _agent_environment(vault, agent_name, ttl, url, session, None)
+        try:
+            code = subprocess.call(list(command), env=os.environ | variables)
+        except FileNotFoundError:
+            raise click.ClickException(f"command not found: {command[0]}") from None
+        except PermissionError:
+            raise click.ClickException(f"command not executable: {command[0]}") from None
+        finally:
+            vault.revoke_session(session)
+    sys.exit(code if code >= 0 else 128 - code)
+
+
+exec_.name = "exec"
+
+COMMANDS = [proxy, env, exec_]

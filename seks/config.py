@@ -1,0 +1,164 @@
+"""``config.yaml`` → frozen dataclasses, validated once.
+
+Every problem raises one :class:`ConfigError` naming the key and what is wrong with its value.
+``config.example.yaml`` documents each option with its default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from seks.errors import ConfigError
+
+__all__ = ["Config", "ProviderSettings", "Upstream", "load_config", "parse_config", "parse_listen"]
+
+INTERCEPT_MODES = ("providers", "all")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where to connect instead of the provider's own host."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def authority(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    upstream: Upstream | None = None
+    upstream_ca: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    intercept: str = "providers"
+    log_level: str = "info"
+    providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://{self.listen_host}:{self.listen_port}"
+
+
+def parse_listen(text: str, *, key: str = "listen") -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{key}: expected HOST:PORT, got {text!r}")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{key}: port must be a number from 0 to 65535, got {port!r}")
+    return host.strip("[]"), int(port)
+
+
+def _parse_upstream(value: object, key: str) -> Upstream:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a URL such as https://host:port")
+    parts = urlsplit(value)
+    if parts.scheme != "https":
+        raise ConfigError(f"{key}: must be an https:// URL, got {value!r}")
+    if not parts.hostname:
+        raise ConfigError(f"{key}: has no host name: {value!r}")
+    if parts.path not in ("", "/") or parts.query or parts.username:
+        raise ConfigError(f"{key}: only scheme, host and port are allowed, got {value!r}")
+    try:
+        port = parts.port or 443
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from e
+    return Upstream(parts.scheme, parts.hostname, port)
+
+
+def _mapping(value: object, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _unknown_keys(data: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+    for k in data:
+        if k not in known:
+            raise ConfigError(f"{where}{k}: unknown key (known keys: {', '.join(known)})")
+
+
+def _parse_provider(name: str, value: object, base: Path | None) -> ProviderSettings:
+    where = f"providers.{name}"
+    data = _mapping(value if value is not None else {}, where)
+    _unknown_keys(data, ("upstream", "upstream_ca"), f"{where}.")
+    upstream = (
+        _parse_upstream(data["upstream"], f"{where}.upstream") if "upstream" in data else None
+    )
+    ca = None
+    if "upstream_ca" in data:
+        raw = data["upstream_ca"]
+        if not isinstance(raw, str):
+            raise ConfigError(f"{where}.upstream_ca: expected a file path")
+        ca = Path(raw).expanduser()
+        if not ca.is_absolute() and base is not None:
+            ca = base / ca
+        if not ca.is_file():
+            raise ConfigError(f"{where}.upstream_ca: no such file: {ca}")
+        if upstream is None:
+            raise ConfigError(f"{where}.upstream_ca: only makes sense with {where}.upstream")
+    return ProviderSettings(upstream=upstream, upstream_ca=ca)
+
+
+def parse_config(
+    data: object, *, known_providers: tuple[str, ...], base: Path | None = None
+) -> Config:
+    """Validate a loaded YAML document. ``base`` resolves relative file paths."""
+    if data is None:
+        return Config()
+    top = _mapping(data, "config")
+    _unknown_keys(top, ("listen", "intercept", "log_level", "providers"), "")
+    listen_host, listen_port = Config.listen_host, Config.listen_port
+    if "listen" in top:
+        if not isinstance(top["listen"], str):
+            raise ConfigError("listen: expected HOST:PORT as a string")
+        listen_host, listen_port = parse_listen(top["listen"])
+    intercept = top.get("intercept", Config.intercept)
+    if intercept not in INTERCEPT_MODES:
+        raise ConfigError(
+            f"intercept: must be one of {', '.join(INTERCEPT_MODES)}, got {intercept!r}"
+        )
+    log_level = top.get("log_level", Config.log_level)
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    providers: dict[str, ProviderSettings] = {}
+    for name, value in _mapping(top.get("providers") or {}, "providers").items():
+        if name not in known_providers:
+            raise ConfigError(
+                f"providers.{name}: unknown provider (known: {', '.join(known_providers)})"
+            )
+        providers[name] = _parse_provider(name, value, base)
+    return Config(listen_host, listen_port, intercept, log_level, providers)
+
+
+def load_config(path: Path, *, known_providers: tuple[str, ...], required: bool) -> Config:
+    """Read and validate ``path``; a missing optional file gives the defaults."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file not found: {path}") from None
+        return Config()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    try:
+        return parse_config(data, known_providers=known_providers, base=path.parent)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e

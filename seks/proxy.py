@@ -1,0 +1,91 @@
+"""``seks proxy``: mitmproxy embedded with the SEKS addon and SEKS's options.
+
+Addon order matters (shared notes): :class:`SeksAddon` first, so it puts the fake token back
+before anything that prints or saves flows; mitmproxy's defaults (``tlsconfig`` after us, so
+our per-upstream CA wins); :class:`DestinationGuard` last, after every ``request`` hook. There is
+no Dumper: one log line per request comes from the addon, never headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mitmproxy import addons, ctx, options
+from mitmproxy.addons import errorcheck
+from mitmproxy.master import Master
+
+from seks.addon.flow import DestinationGuard, SeksAddon
+from seks.config import Config
+from seks.home import Home
+
+__all__ = ["run_proxy"]
+
+
+class _AnnounceReady:
+    """Tells the caller where the proxy listens once the listener is bound (port 0 included)."""
+
+    def __init__(self, announce: Callable[[str, int], None]) -> None:
+        self.announce = announce
+
+    def running(self) -> None:
+        server = ctx.master.addons.get("proxyserver")
+        host, port, *_ = server.listen_addrs()[0]
+        self.announce(host, port)
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)  # mitmproxy's own info lines are per-connection chatter
+    logging.getLogger("seks").setLevel(level.upper())
+
+
+async def _serve(
+    home: Home,
+    config: Config,
+    config_path: Path | None,
+    announce: Callable[[str, int], None],
+) -> None:
+    opts = options.Options(
+        listen_host=config.listen_host,
+        listen_port=config.listen_port,
+        confdir=str(home.confdir),
+        mode=["regular"],
+    )
+    master = Master(opts)
+    seks = SeksAddon()
+    master.addons.add(
+        seks,
+        *addons.default_addons(),
+        errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
+        DestinationGuard(seks),
+        _AnnounceReady(announce),
+    )
+    # Options owned by addons exist only once the addons are added (shared notes).
+    master.options.update(
+        seks_home=str(home.root),
+        seks_config=str(config_path) if config_path else "",
+        connection_strategy="lazy",
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    await master.run()
+
+
+def run_proxy(
+    home: Home,
+    config: Config,
+    config_path: Path | None,
+    announce: Callable[[str, int], None],
+) -> None:
+    """Run until SIGINT/SIGTERM. ``config`` has already been validated by the caller."""
+    _setup_logging(config.log_level)
+    asyncio.run(_serve(home, config, config_path, announce))
