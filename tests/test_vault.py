@@ -113,12 +113,6 @@ def test_remove_secret_deletes_it_and_revokes_only_its_tokens(vault: Vault, cana
         vault.resolve_token(token_a)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG seks/store/vault.py remove_secret: revokes tokens with a bare UPDATE and writes "
-    "no token.revoked audit row (remove_agent and revoke_session do, via _revoke_where)",
-)
 def test_tokens_revoked_by_remove_secret_are_audited(vault: Vault, canary: str) -> None:
     vault.add_secret("k", "openai", canary)
     vault.create_agent("bot")
@@ -150,12 +144,6 @@ def test_creating_an_existing_tenant_is_refused(vault: Vault) -> None:
         vault.create_tenant("default")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sqlite3.IntegrityError,
-    reason="BUG seks/store/vault.py add_secret/create_agent: an unknown tenant surfaces as a raw "
-    "sqlite3.IntegrityError 'FOREIGN KEY constraint failed' instead of NotFound",
-)
 def test_unknown_tenant_is_not_found(vault: Vault, canary: str) -> None:
     with pytest.raises(NotFound, match="nope"):
         vault.add_secret("k", "openai", canary, tenant="nope")
@@ -217,12 +205,6 @@ def test_issue_token_for_an_unknown_agent_or_bad_ttl_is_refused(vault: Vault, ca
     assert vault.list_tokens() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG seks/store/vault.py add_secret accepts any provider string; issue_token then "
-    "fails in tokens.mint with a bare ValueError, not a SeksError",
-)
 def test_provider_name_that_cannot_be_in_a_token_is_a_config_error(
     vault: Vault, canary: str
 ) -> None:

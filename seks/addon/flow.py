@@ -132,7 +132,7 @@ class SeksAddon:
             data.ignore_connection = True  # tunnel untouched: not ours to inspect
 
     def tls_start_server(self, tls_start: tls.TlsData) -> None:
-        address = tls_start.conn.address
+        address = tls_start.conn.address  # type: ignore[attr-defined]  # a Server here
         for settings in self.config.providers.values():
             up = settings.upstream
             if up and settings.upstream_ca and address == (up.host, up.port):

@@ -44,7 +44,7 @@ def start_tls_trusting(tls_start: TlsData, ca_file: Path) -> None:
     )
     conn = SSL.Connection(ssl_ctx)
     lib: Any = SSL._lib  # type: ignore[attr-defined]
-    param = lib.SSL_get0_param(conn._ssl)  # type: ignore[attr-defined]
+    param = lib.SSL_get0_param(conn._ssl)
     lib.X509_VERIFY_PARAM_set_hostflags(param, DEFAULT_HOSTFLAGS)
     try:
         ip = ipaddress.ip_address(server.sni).packed

@@ -77,7 +77,7 @@ def token() -> None:
 @click.option("--agent", "agent_name", required=True, help="The agent that will hold it.")
 @click.option("--provider", "-p", required=True, type=PROVIDER_CHOICE)
 @click.option("--secret", "secret_name", help="Which secret (needed if the provider has several).")
-@click.option("--ttl", type=duration, help="Lifetime: 30s, 15m, 8h, 7d. Default: no expiry.")
+@click.option("--ttl", **duration, help="Lifetime: 30s, 15m, 8h, 7d. Default: no expiry.")
 def token_issue(agent_name: str, provider: str, secret_name: str | None, ttl: float | None) -> None:
     """Mint a fake token and print it, once, alone on a line (so $(…) works).
 

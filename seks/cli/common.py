@@ -47,19 +47,18 @@ def open_vault() -> Iterator[Vault]:
         vault.close()
 
 
-class Duration(click.ParamType):
-    name = "duration"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, float):
-            return value
-        m = _DURATION_RE.fullmatch(str(value).strip())
-        if not m or int(m[1]) == 0:
-            self.fail(f"{value!r} is not a duration such as 30s, 15m, 8h or 7d", param, ctx)
-        return float(int(m[1]) * _UNITS[m[2]])
+def parse_duration(value: str) -> float:
+    m = _DURATION_RE.fullmatch(value.strip())
+    if not m or int(m[1]) == 0:
+        raise click.BadParameter(f"{value!r} is not a duration such as 30s, 15m, 8h or 7d")
+    return float(int(m[1]) * _UNITS[m[2]])
 
 
-duration = Duration()
+def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    return None if value is None else parse_duration(value)
+
+
+duration: dict[str, Any] = {"type": str, "callback": _duration_option, "metavar": "DURATION"}
 
 
 def read_secret_value(prompt: str) -> str:

@@ -93,7 +93,7 @@ def _proxy_url(proxy_url: str | None, config_path: Path | None) -> str:
 
 @click.command()
 @click.option("--agent", "agent_name", required=True, help="The agent the tokens are for.")
-@click.option("--ttl", type=duration, default="8h", show_default=True, help="Token lifetime.")
+@click.option("--ttl", **duration, default="8h", show_default=True, help="Token lifetime.")
 @click.option("--proxy", "proxy_url", metavar="URL", help="Proxy URL (default from config).")
 @click.option(
     "--ca-file",
@@ -126,7 +126,7 @@ def env(
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--agent", "agent_name", required=True, help="The agent the tokens are for.")
-@click.option("--ttl", type=duration, default="8h", show_default=True, help="Token lifetime.")
+@click.option("--ttl", **duration, default="8h", show_default=True, help="Token lifetime.")
 @click.option("--proxy", "proxy_url", metavar="URL", help="Proxy URL (default from config).")
 @_config_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)

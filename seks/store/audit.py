@@ -7,6 +7,7 @@ public id). The table's triggers reject UPDATE and DELETE.
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import sqlite_utils
 from seks.errors import AuditUnavailable
 from seks.store.db import write_tx
 
-__all__ = ["AuditEvent", "append", "record", "rows_after", "tail"]
+__all__ = ["AuditEvent", "append", "os_user", "record", "rows_after", "tail"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,14 @@ class AuditEvent:
 _FIELDS = [f.name for f in dataclasses.fields(AuditEvent)]
 # Only our own column names go into the string.
 _INSERT = f"INSERT INTO audit ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"  # noqa: S608
+
+
+def os_user() -> str:
+    """The actor for changes made from the CLI."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def append(db: sqlite_utils.Database, event: AuditEvent) -> None:

@@ -81,7 +81,7 @@ class MasterKey:
 
 
 def new_key() -> bytes:
-    return AESGCM.generate_key(bit_length=256)
+    return AESGCM.generate_key(256)
 
 
 def check_value(master: MasterKey) -> bytes:

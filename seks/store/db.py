@@ -50,14 +50,14 @@ def write_tx(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:
-    db["meta"].create({"key": str, "value": bytes}, pk="key")
-    db["tenants"].create({"name": str, "kek_version": int, "created_at": float}, pk="name")
-    db["tenant_keys"].create(
+    db.table("meta").create({"key": str, "value": bytes}, pk="key")
+    db.table("tenants").create({"name": str, "kek_version": int, "created_at": float}, pk="name")
+    db.table("tenant_keys").create(
         {"tenant": str, "version": int, "wrapped_kek": bytes, "created_at": float},
         pk=("tenant", "version"),
         foreign_keys=[("tenant", "tenants", "name")],
     )
-    db["secrets"].create(
+    db.table("secrets").create(
         {
             "tenant": str,
             "name": str,
@@ -69,7 +69,7 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         pk=("tenant", "name"),
         foreign_keys=[("tenant", "tenants", "name")],
     )
-    db["secret_versions"].create(
+    db.table("secret_versions").create(
         {
             "tenant": str,
             "name": str,
@@ -81,12 +81,12 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk=("tenant", "name", "version"),
     )
-    db["agents"].create(
+    db.table("agents").create(
         {"tenant": str, "name": str, "created_at": float},
         pk=("tenant", "name"),
         foreign_keys=[("tenant", "tenants", "name")],
     )
-    db["tokens"].create(
+    db.table("tokens").create(
         {
             "id": str,
             "token_hash": bytes,
@@ -102,9 +102,9 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"token_hash", "tenant", "agent", "provider", "secret_name", "created_at"},
     )
-    db["tokens"].create_index(["token_hash"], unique=True)
-    db["tokens"].create_index(["tenant", "agent"])
-    db["audit"].create(
+    db.table("tokens").create_index(["token_hash"], unique=True)
+    db.table("tokens").create_index(["tenant", "agent"])
+    db.table("audit").create(
         {
             "id": int,
             "ts_us": int,
@@ -148,7 +148,7 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     applied_now = []
     with write_tx(db):
         if "_migrations" not in db.table_names():
-            db["_migrations"].create({"name": str, "applied_at": float}, pk="name")
+            db.table("_migrations").create({"name": str, "applied_at": float}, pk="name")
     for name, step in MIGRATIONS:
         with write_tx(db):
             done = db.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone()

@@ -14,17 +14,26 @@ import re
 import secrets
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
-from seks.errors import MalformedToken
+import sqlite_utils
+
+from seks.errors import MalformedToken, TokenExpired, TokenRevoked, UnknownToken
+from seks.store.audit import AuditEvent, append, os_user
 
 __all__ = [
     "PROVIDER_NAME_RE",
     "TOKEN_CANDIDATE_RE",
     "ParsedToken",
+    "TokenInfo",
+    "insert_record",
+    "list_records",
     "mint",
     "new_public_id",
     "parse",
     "redact",
+    "resolve",
+    "revoke_where",
     "token_hash",
 ]
 
@@ -92,3 +101,118 @@ def redact(token: str) -> str:
     """A form safe for logs: provider and nothing of the random part."""
     m = _TOKEN_RE.fullmatch(token)
     return f"seks_{m['provider']}_…" if m else "seks_…"
+
+
+# -- token records in the vault -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    tenant: str
+    agent: str
+    provider: str
+    secret_name: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    session: str | None
+
+    def state(self, now: float) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+# Column names, not a password.
+_COLUMNS = "id, tenant, agent, provider, secret_name, created_at, expires_at, revoked_at, session"
+
+
+def insert_record(db: sqlite_utils.Database, digest: bytes, info: TokenInfo) -> None:
+    """Store a new token's hash and record, with its audit row (inside the caller's tx)."""
+    db.execute(
+        f"INSERT INTO tokens (token_hash, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+        [
+            digest,
+            info.id,
+            info.tenant,
+            info.agent,
+            info.provider,
+            info.secret_name,
+            info.created_at,
+            info.expires_at,
+            info.revoked_at,
+            info.session,
+        ],
+    )
+    append(
+        db,
+        AuditEvent(
+            "token.issued",
+            actor=os_user(),
+            tenant=info.tenant,
+            agent=info.agent,
+            token_id=info.id,
+            provider=info.provider,
+            secret_name=info.secret_name,
+        ),
+    )
+
+
+def list_records(
+    db: sqlite_utils.Database, *, tenant: str, agent: str | None = None
+) -> list[TokenInfo]:
+    sql = f"SELECT {_COLUMNS} FROM tokens WHERE tenant = ?"  # noqa: S608
+    params: list[Any] = [tenant]
+    if agent is not None:
+        sql += " AND agent = ?"
+        params.append(agent)
+    rows = db.execute(sql + " ORDER BY created_at, id", params).fetchall()
+    return [TokenInfo(*r) for r in rows]
+
+
+def revoke_where(db: sqlite_utils.Database, where: str, params: list[Any], now: float) -> int:
+    """Revoke the live tokens matching ``where``, one audit row each (inside the caller's tx)."""
+    rows = db.execute(
+        f"SELECT id, tenant, agent, provider, secret_name FROM tokens "  # noqa: S608
+        f"WHERE {where} AND revoked_at IS NULL",
+        params,
+    ).fetchall()
+    for token_id, tenant, agent, provider, secret_name in rows:
+        db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", [now, token_id])
+        append(
+            db,
+            AuditEvent(
+                "token.revoked",
+                actor=os_user(),
+                tenant=tenant,
+                agent=agent,
+                token_id=token_id,
+                provider=provider,
+                secret_name=secret_name,
+            ),
+        )
+    return len(rows)
+
+
+def resolve(db: sqlite_utils.Database, pepper: bytes, token: str, now: float) -> TokenInfo:
+    """The live record behind a fake token, or the refusal an agent should see."""
+    parsed = parse(token)  # a typo is refused before any lookup
+    digest = token_hash(pepper, token)
+    row = db.execute(
+        f"SELECT {_COLUMNS}, token_hash FROM tokens WHERE token_hash = ?",  # noqa: S608
+        [digest],
+    ).fetchone()
+    if row is None or not hmac.compare_digest(row[-1], digest):
+        raise UnknownToken("this token is not known to the SEKS vault")
+    info = TokenInfo(*row[:-1])
+    if info.provider != parsed.provider:  # cannot happen: the provider is part of the token
+        raise UnknownToken("this token is not known to the SEKS vault")
+    state = info.state(now)
+    if state == "revoked":
+        raise TokenRevoked(f"token {info.id} was revoked")
+    if state == "expired":
+        raise TokenExpired(f"token {info.id} expired; ask for a new one")
+    return info

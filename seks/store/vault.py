@@ -6,13 +6,10 @@ half-written change cannot exist and no change goes unaudited.
 
 from __future__ import annotations
 
-import getpass
-import hmac
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
@@ -20,14 +17,12 @@ from seks.errors import (
     AlreadyExists,
     ConfigError,
     NotFound,
-    TokenExpired,
-    TokenRevoked,
-    UnknownToken,
 )
 from seks.store import crypto, tokens
-from seks.store.audit import AuditEvent, append
+from seks.store.audit import AuditEvent, append, os_user
 from seks.store.db import connect, migrate, write_tx
 from seks.store.secret import Secret
+from seks.store.tokens import TokenInfo
 
 __all__ = ["DEFAULT_TENANT", "AgentInfo", "SecretInfo", "TokenInfo", "Vault"]
 
@@ -61,33 +56,6 @@ class AgentInfo:
     created_at: float
 
 
-@dataclass(frozen=True)
-class TokenInfo:
-    id: str
-    tenant: str
-    agent: str
-    provider: str
-    secret_name: str
-    created_at: float
-    expires_at: float | None
-    revoked_at: float | None
-    session: str | None
-
-    def state(self, now: float) -> str:
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= now:
-            return "expired"
-        return "active"
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 class Vault:
     """The vault. Open it with :meth:`create` (at ``seks init``) or :meth:`open`."""
 
@@ -107,15 +75,20 @@ class Vault:
     @classmethod
     def create(cls, path: Path, master: crypto.MasterKey) -> Vault:
         db = connect(path)
-        migrate(db)
-        with write_tx(db):
-            if db.execute("SELECT 1 FROM meta WHERE key = 'check'").fetchone():
-                raise AlreadyExists(f"a vault already exists at {path}")
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES ('check', ?)", [crypto.check_value(master)]
-            )
-        vault = cls(db, master)
-        vault.create_tenant(DEFAULT_TENANT)
+        try:
+            migrate(db)
+            with write_tx(db):
+                if db.execute("SELECT 1 FROM meta WHERE key = 'check'").fetchone():
+                    raise AlreadyExists(f"a vault already exists at {path}")
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('check', ?)",
+                    [crypto.check_value(master)],
+                )
+            vault = cls(db, master)
+            vault.create_tenant(DEFAULT_TENANT)
+        except BaseException:
+            db.conn.close()
+            raise
         return vault
 
     @classmethod
@@ -123,11 +96,15 @@ class Vault:
         if not path.exists():
             raise NotFound(f"no vault at {path}: run `seks init` first")
         db = connect(path)
-        migrate(db)
-        row = db.execute("SELECT value FROM meta WHERE key = 'check'").fetchone()
-        if row is None:
-            raise NotFound(f"the vault at {path} was never initialised: run `seks init`")
-        crypto.verify_check_value(master, row[0])
+        try:
+            migrate(db)
+            row = db.execute("SELECT value FROM meta WHERE key = 'check'").fetchone()
+            if row is None:
+                raise NotFound(f"the vault at {path} was never initialised: run `seks init`")
+            crypto.verify_check_value(master, row[0])
+        except BaseException:
+            db.conn.close()
+            raise
         return cls(db, master)
 
     def close(self) -> None:
@@ -150,7 +127,11 @@ class Vault:
                 "VALUES (?, 1, ?, ?)",
                 [name, crypto.wrap_kek(self._master, name, 1, kek), now],
             )
-            append(self.db, AuditEvent("tenant.created", actor=_os_user(), tenant=name))
+            append(self.db, AuditEvent("tenant.created", actor=os_user(), tenant=name))
+
+    def _require_tenant(self, tenant: str) -> None:
+        if not self.db.execute("SELECT 1 FROM tenants WHERE name = ?", [tenant]).fetchone():
+            raise NotFound(f"no tenant {tenant!r}")
 
     def _tenant_kek(self, tenant: str, version: int | None = None) -> tuple[int, bytes]:
         if version is None:
@@ -201,10 +182,15 @@ class Vault:
         now: float | None = None,
     ) -> SecretInfo:
         check_name("secret", name)
+        if not tokens.PROVIDER_NAME_RE.fullmatch(provider):
+            raise ConfigError(
+                f"provider name {provider!r} is not valid: use lower-case letters, digits and '-'"
+            )
         if not value:
             raise ConfigError("the secret value is empty")
         now = time.time() if now is None else now
         with write_tx(self.db):
+            self._require_tenant(tenant)
             if self._secret_row(tenant, name) is not None:
                 raise AlreadyExists(
                     f"secret {name!r} already exists: use `seks secret rotate {name}`"
@@ -219,7 +205,7 @@ class Vault:
                 self.db,
                 AuditEvent(
                     "secret.added",
-                    actor=_os_user(),
+                    actor=os_user(),
                     tenant=tenant,
                     provider=provider,
                     secret_name=name,
@@ -245,7 +231,7 @@ class Vault:
                 self.db,
                 AuditEvent(
                     "secret.rotated",
-                    actor=_os_user(),
+                    actor=os_user(),
                     tenant=tenant,
                     provider=info.provider,
                     secret_name=name,
@@ -264,22 +250,20 @@ class Vault:
                 "DELETE FROM secret_versions WHERE tenant = ? AND name = ?", [tenant, name]
             )
             self.db.execute("DELETE FROM secrets WHERE tenant = ? AND name = ?", [tenant, name])
-            revoked = self.db.execute(
-                "UPDATE tokens SET revoked_at = ? "
-                "WHERE tenant = ? AND secret_name = ? AND revoked_at IS NULL",
-                [now, tenant, name],
-            ).rowcount
+            revoked = tokens.revoke_where(
+                self.db, "tenant = ? AND secret_name = ?", [tenant, name], now
+            )
             append(
                 self.db,
                 AuditEvent(
                     "secret.removed",
-                    actor=_os_user(),
+                    actor=os_user(),
                     tenant=tenant,
                     provider=info.provider,
                     secret_name=name,
                 ),
             )
-        return int(revoked)
+        return revoked
 
     def _secret_row(self, tenant: str, name: str) -> SecretInfo | None:
         row = self.db.execute(
@@ -329,15 +313,14 @@ class Vault:
         check_name("agent", name)
         now = time.time() if now is None else now
         with write_tx(self.db):
+            self._require_tenant(tenant)
             if self._agent_exists(tenant, name):
                 raise AlreadyExists(f"agent {name!r} already exists")
             self.db.execute(
                 "INSERT INTO agents (tenant, name, created_at) VALUES (?, ?, ?)",
                 [tenant, name, now],
             )
-            append(
-                self.db, AuditEvent("agent.created", actor=_os_user(), tenant=tenant, agent=name)
-            )
+            append(self.db, AuditEvent("agent.created", actor=os_user(), tenant=tenant, agent=name))
         return AgentInfo(tenant, name, now)
 
     def _agent_exists(self, tenant: str, name: str) -> bool:
@@ -360,11 +343,9 @@ class Vault:
         with write_tx(self.db):
             if not self._agent_exists(tenant, name):
                 raise NotFound(f"no agent {name!r}")
-            revoked = self._revoke_where("tenant = ? AND agent = ?", [tenant, name], now)
+            revoked = tokens.revoke_where(self.db, "tenant = ? AND agent = ?", [tenant, name], now)
             self.db.execute("DELETE FROM agents WHERE tenant = ? AND name = ?", [tenant, name])
-            append(
-                self.db, AuditEvent("agent.removed", actor=_os_user(), tenant=tenant, agent=name)
-            )
+            append(self.db, AuditEvent("agent.removed", actor=os_user(), tenant=tenant, agent=name))
         return revoked
 
     # -- tokens ----------------------------------------------------------------------------
@@ -400,34 +381,7 @@ class Vault:
                 revoked_at=None,
                 session=session,
             )
-            self.db.execute(
-                "INSERT INTO tokens (id, token_hash, tenant, agent, provider, secret_name, "
-                "created_at, expires_at, revoked_at, session) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [
-                    info.id,
-                    tokens.token_hash(self._pepper, token),
-                    tenant,
-                    agent,
-                    provider,
-                    secret,
-                    now,
-                    info.expires_at,
-                    None,
-                    session,
-                ],
-            )
-            append(
-                self.db,
-                AuditEvent(
-                    "token.issued",
-                    actor=_os_user(),
-                    tenant=tenant,
-                    agent=agent,
-                    token_id=info.id,
-                    provider=provider,
-                    secret_name=secret,
-                ),
-            )
+            tokens.insert_record(self.db, tokens.token_hash(self._pepper, token), info)
         return token, info
 
     def _secret_for(self, tenant: str, provider: str, secret_name: str | None) -> str:
@@ -457,13 +411,7 @@ class Vault:
     def list_tokens(
         self, *, tenant: str = DEFAULT_TENANT, agent: str | None = None
     ) -> list[TokenInfo]:
-        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE tenant = ?"  # noqa: S608
-        params: list[Any] = [tenant]
-        if agent is not None:
-            sql += " AND agent = ?"
-            params.append(agent)
-        rows = self.db.execute(sql + " ORDER BY created_at, id", params).fetchall()
-        return [TokenInfo(*r) for r in rows]
+        return tokens.list_records(self.db, tenant=tenant, agent=agent)
 
     def revoke_token(
         self, token_id: str, *, tenant: str = DEFAULT_TENANT, now: float | None = None
@@ -477,55 +425,14 @@ class Vault:
                 raise NotFound(f"no token with id {token_id!r}")
             if row[0] is not None:
                 raise AlreadyExists(f"token {token_id} is already revoked")
-            self._revoke_where("id = ?", [token_id], now)
+            tokens.revoke_where(self.db, "id = ?", [token_id], now)
 
     def revoke_session(self, session: str, *, now: float | None = None) -> int:
+        """Revoke the tokens of one `seks env`/`seks exec` session (ids are random)."""
         now = time.time() if now is None else now
         with write_tx(self.db):
-            return self._revoke_where("session = ?", [session], now)
-
-    def _revoke_where(self, where: str, params: list[Any], now: float) -> int:
-        rows = self.db.execute(
-            f"SELECT id, tenant, agent, provider FROM tokens WHERE {where} AND revoked_at IS NULL",  # noqa: S608
-            params,
-        ).fetchall()
-        for token_id, tenant, agent, provider in rows:
-            self.db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", [now, token_id])
-            append(
-                self.db,
-                AuditEvent(
-                    "token.revoked",
-                    actor=_os_user(),
-                    tenant=tenant,
-                    agent=agent,
-                    token_id=token_id,
-                    provider=provider,
-                ),
-            )
-        return len(rows)
+            return tokens.revoke_where(self.db, "session = ?", [session], now)
 
     def resolve_token(self, token: str, *, now: float | None = None) -> TokenInfo:
         """The record behind a fake token, or the refusal an agent should see."""
-        parsed = tokens.parse(token)  # a typo is refused before any lookup
-        digest = tokens.token_hash(self._pepper, token)
-        row = self.db.execute(
-            f"SELECT {_TOKEN_COLUMNS}, token_hash FROM tokens WHERE token_hash = ?",  # noqa: S608
-            [digest],
-        ).fetchone()
-        if row is None or not hmac.compare_digest(row[-1], digest):
-            raise UnknownToken("this token is not known to the SEKS vault")
-        info = TokenInfo(*row[:-1])
-        assert info.provider == parsed.provider  # the provider is part of the hashed token
-        now = time.time() if now is None else now
-        state = info.state(now)
-        if state == "revoked":
-            raise TokenRevoked(f"token {info.id} was revoked")
-        if state == "expired":
-            raise TokenExpired(f"token {info.id} expired; ask for a new one")
-        return info
-
-
-# Column names, not a password.
-_TOKEN_COLUMNS = (
-    "id, tenant, agent, provider, secret_name, created_at, expires_at, revoked_at, session"  # noqa: E501, S105
-)
+        return tokens.resolve(self.db, self._pepper, token, time.time() if now is None else now)
