@@ -356,6 +356,11 @@ def run_round(
             f"{len(lines)}/{n} results, "
             f"statuses {dict(statuses)}\n{res.stderr.strip()[:2000]}\n{detail}"
         )
+    if pid and cpu1 == cpu0:
+        raise BenchError(
+            f"{target.name} {phase} round {index}: the proxy used no measurable CPU "
+            f"(one tick is {1000 / CLK_TCK:.0f} ms): did the requests bypass it? Raise --requests."
+        )
     times = sorted(float(line.split()[1]) * 1000 for line in lines)
     client_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     return RoundResult(
@@ -627,7 +632,9 @@ def write_json(
     if args.json == "-":
         print(text)
     else:
-        Path(args.json).write_text(text + "\n")
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
         print(f"results written to {args.json}")
 
 

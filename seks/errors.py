@@ -25,6 +25,7 @@ them, and end up in CLI output, audit rows and HTTP bodies.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 __all__ = [
     "AlreadyExists",
@@ -84,11 +85,19 @@ class AlreadyExists(VaultError):
 
 
 class RequestRefused(SeksError):
-    """A request the proxy will not forward. ``reason`` is a short stable word for the audit."""
+    """A request the proxy will not forward. ``reason`` is a short stable word for the audit.
+
+    ``token`` is the record of the token involved, when it is known (an expired or revoked
+    token still says whose it was), so the audit row can name it.
+    """
 
     status = 403
     type = "seks_refused"
     reason = "refused"
+
+    def __init__(self, message: str, *, token: Any = None) -> None:
+        super().__init__(message)
+        self.token = token
 
 
 class MalformedToken(RequestRefused):

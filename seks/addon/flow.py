@@ -162,7 +162,7 @@ class SeksAddon:
             self._inject(flow, uses, started)  # 5, 6
         except RequestRefused as e:
             self._restore(flow)
-            self._refuse(flow, e, info)
+            self._refuse(flow, e, info or e.token)
         except Exception:
             # Never forward a half-handled request: put the fake token back and refuse. The
             # traceback carries no request data (our messages never hold a credential).

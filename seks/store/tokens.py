@@ -212,7 +212,7 @@ def resolve(db: sqlite_utils.Database, pepper: bytes, token: str, now: float) ->
         raise UnknownToken("this token is not known to the SEKS vault")
     state = info.state(now)
     if state == "revoked":
-        raise TokenRevoked(f"token {info.id} was revoked")
+        raise TokenRevoked(f"token {info.id} was revoked", token=info)
     if state == "expired":
-        raise TokenExpired(f"token {info.id} expired; ask for a new one")
+        raise TokenExpired(f"token {info.id} expired; ask for a new one", token=info)
     return info

@@ -83,10 +83,6 @@ class Seks:
     def env(self) -> dict[str, str]:
         return {**base_env(self.home.parent), "SEKS_HOME": str(self.home)}
 
-    @property
-    def config(self) -> Path:
-        return self.home / "config.yaml"
-
     def run(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
@@ -229,9 +225,11 @@ def write_config(
     openai_upstream: Upstream,
     anthropic_upstream: Upstream,
     test_ca: TestCA,
+    *,
+    name: str = "config.yaml",
     **extra: Any,
 ) -> Path:
-    """config.yaml routing the provider hosts to the local upstreams."""
+    """A config file in the SEKS home routing the provider hosts to the local upstreams."""
     config = {
         **extra,
         "providers": {
@@ -239,8 +237,9 @@ def write_config(
             "anthropic": {"upstream": anthropic_upstream.url, "upstream_ca": str(test_ca.pem)},
         },
     }
-    seks.config.write_text(yaml.safe_dump(config))
-    return seks.config
+    path = seks.home / name
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 @contextmanager
@@ -324,6 +323,27 @@ def token_id_of(seks: Seks, before: list[dict[str, Any]]) -> str:
     known = {t["id"] for t in before}
     (new,) = [t for t in seks.tokens() if t["id"] not in known]
     return str(new["id"])
+
+
+# --- refusals --------------------------------------------------------------------------
+
+
+def assert_refused(result: CurlResult, status: int, kind: str, token: str) -> None:
+    """The agent-facing refusal: status, stable type and code, a SEKS message, no token."""
+    assert result.status == status, result.raw
+    body = result.json()
+    assert body["type"] == "error"
+    assert body["error"]["type"] == body["error"]["code"] == kind
+    assert body["error"]["message"].startswith("SEKS: ")
+    assert token.encode() not in result.raw
+
+
+def denials_since(seks: Seks, last_id: int) -> list[dict[str, Any]]:
+    return [r for r in seks.audit() if r["id"] > last_id and r["event"] == "request.denied"]
+
+
+def last_audit_id(seks: Seks) -> int:
+    return max((r["id"] for r in seks.audit()), default=0)
 
 
 # --- leak search --------------------------------------------------------------------------
