@@ -9,6 +9,7 @@ headers are already on the wire when ``request`` fires (shared notes).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ from seks.errors import (
     agent_error_body,
 )
 from seks.home import Home
-from seks.store.audit import AuditEvent, record
+from seks.store.audit import AuditEvent
+from seks.store.audit_writer import AuditWriter
 from seks.store.tokens import TOKEN_CANDIDATE_RE
 from seks.store.vault import TokenInfo, Vault
 
@@ -66,6 +68,24 @@ def _client_ip(flow: http.HTTPFlow) -> str | None:
     return str(peer[0]) if peer else None
 
 
+def _event(flow: http.HTTPFlow, event: str, info: TokenInfo | None, **fields: object) -> AuditEvent:
+    return AuditEvent(
+        event=event,
+        actor=info.agent if info else None,
+        tenant=info.tenant if info else None,
+        agent=info.agent if info else None,
+        token_id=info.id if info else None,
+        provider=info.provider if info else None,
+        secret_name=info.secret_name if info else None,
+        client_ip=_client_ip(flow),
+        method=flow.request.method,
+        host=_requested_host(flow),
+        path=_safe_path(flow),
+        flow_id=flow.id,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
 class SeksAddon:
     """Swaps fake tokens for real credentials. Put it first in the addon chain, so its
     ``responseheaders``/``error``/``done`` hooks restore the fake token before any addon that
@@ -73,6 +93,8 @@ class SeksAddon:
 
     def __init__(self) -> None:
         self.vault: Vault | None = None
+        self._audit_writer: AuditWriter | None = None
+        self._vault_path: Path | None = None
         self.config = Config()
         self.providers: dict[str, Provider] = dict(BUILTIN)
         self._inflight: dict[str, _Injected] = {}
@@ -100,9 +122,9 @@ class SeksAddon:
             vault = Vault.open(the_home.vault_path, the_home.master_key())
         except SeksError as e:
             raise exceptions.OptionsError(f"SEKS: {e}") from None
-        if self.vault is not None:
-            self.vault.close()
+        self._close()
         self.vault = vault
+        self._vault_path = the_home.vault_path
 
     def running(self) -> None:
         # Refused requests must never reach an upstream: connect only when a request is sent
@@ -111,11 +133,24 @@ class SeksAddon:
             ctx.options.update(connection_strategy="lazy")
 
     def done(self) -> None:
-        for flow_id in list(self._inflight):
-            self._inflight.pop(flow_id, None)
+        self._inflight.clear()
+        self._close()
+
+    def _close(self) -> None:
+        if self._audit_writer is not None:
+            self._audit_writer.close()  # commits the rows still queued
+            self._audit_writer = None
         if self.vault is not None:
             self.vault.close()
             self.vault = None
+
+    def _audit(self) -> AuditWriter:
+        """Created on first use, inside the proxy's event loop. (Not a property: mitmproxy
+        reads every attribute of an addon when it collects commands.)"""
+        if self._audit_writer is None:
+            assert self._vault_path is not None
+            self._audit_writer = AuditWriter(self._vault_path, asyncio.get_running_loop())
+        return self._audit_writer
 
     def _settings(self, provider: str) -> ProviderSettings:
         return self.config.providers.get(provider, ProviderSettings())
@@ -141,7 +176,7 @@ class SeksAddon:
 
     # -- the data flow ---------------------------------------------------------------------
 
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or self.vault is None:
             return
         found = find_tokens(flow.request.headers.items(multi=True), flow.request.path)  # 1
@@ -157,8 +192,12 @@ class SeksAddon:
                 info = self.vault.resolve_token(token.token)  # 2
                 provider = self.providers[info.provider]
                 uses.append((token, self._authorize(flow, provider, token), info))  # 3
-            for _, _, info in uses:
-                self._audit(flow, "request.injected", info, decision="allow")  # 4, fail closed
+            await asyncio.gather(  # 4: durably committed before any credential is used
+                *(
+                    self._audit().commit(_event(flow, "request.injected", info, decision="allow"))
+                    for _, _, info in uses
+                )
+            )
             self._inject(flow, uses, started)  # 5, 6
         except RequestRefused as e:
             self._restore(flow)
@@ -259,8 +298,8 @@ class SeksAddon:
         latency_ms = (time.monotonic() - injected.started) * 1000
         status = flow.response.status_code if flow.response else None
         for info in injected.tokens:
-            try:
-                self._audit(
+            self._submit(
+                _event(
                     flow,
                     "request.completed",
                     info,
@@ -268,8 +307,7 @@ class SeksAddon:
                     latency_ms=latency_ms,
                     reason=None if flow.error is None else "upstream_error",
                 )
-            except RequestRefused as e:
-                log.warning("SEKS: could not audit a completed request: %s", e)
+            )
         summary = ", ".join(f"{i.provider} agent={i.agent} token={i.id}" for i in injected.tokens)
         log.info(self._line(flow, f"injected {summary}"))
 
@@ -280,36 +318,18 @@ class SeksAddon:
             err.status, agent_error_body(err), {"content-type": "application/json"}
         )
         flow.metadata["seks_refused"] = True
-        try:
-            self._audit(
+        self._submit(
+            _event(
                 flow, "request.denied", info, decision="deny", reason=err.reason, status=err.status
             )
-        except RequestRefused as e:
-            log.warning("SEKS: could not audit a refusal: %s", e)
+        )
         log.info(self._line(flow, f"refused: {err.type}"))
 
-    def _audit(
-        self, flow: http.HTTPFlow, event: str, info: TokenInfo | None, **fields: object
-    ) -> None:
-        assert self.vault is not None
-        record(
-            self.vault.db,
-            AuditEvent(
-                event=event,
-                actor=info.agent if info else None,
-                tenant=info.tenant if info else None,
-                agent=info.agent if info else None,
-                token_id=info.id if info else None,
-                provider=info.provider if info else None,
-                secret_name=info.secret_name if info else None,
-                client_ip=_client_ip(flow),
-                method=flow.request.method,
-                host=_requested_host(flow),
-                path=_safe_path(flow),
-                flow_id=flow.id,
-                **fields,  # type: ignore[arg-type]
-            ),
-        )
+    def _submit(self, event: AuditEvent) -> None:
+        try:
+            self._audit().submit(event)
+        except RequestRefused as e:
+            log.warning("SEKS: could not audit %s: %s", event.event, e)
 
     @staticmethod
     def _line(flow: http.HTTPFlow, what: str) -> str:

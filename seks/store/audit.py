@@ -18,7 +18,7 @@ import sqlite_utils
 from seks.errors import AuditUnavailable
 from seks.store.db import write_tx
 
-__all__ = ["AuditEvent", "append", "os_user", "record", "rows_after", "tail"]
+__all__ = ["AuditEvent", "append", "append_many", "os_user", "record", "rows_after", "tail"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,11 @@ def os_user() -> str:
 def append(db: sqlite_utils.Database, event: AuditEvent) -> None:
     """Add a row inside the caller's write transaction."""
     db.execute(_INSERT, [getattr(event, f) for f in _FIELDS])
+
+
+def append_many(db: sqlite_utils.Database, events: list[AuditEvent]) -> None:
+    """Add rows inside the caller's write transaction, in one call into SQLite."""
+    db.conn.executemany(_INSERT, [[getattr(e, f) for f in _FIELDS] for e in events])
 
 
 def record(db: sqlite_utils.Database, event: AuditEvent) -> None:

@@ -1,0 +1,107 @@
+"""Group commit for the proxy's audit rows: durable, fail-closed, and off the event loop.
+
+A request may use a credential only after its audit row is committed with ``synchronous=FULL``;
+one fsync per request on the proxy's single event loop cost more CPU and latency than the rest
+of SEKS together (bench/overhead.py). Here one writer thread commits whatever rows have queued
+while the previous commit was running, in one transaction: under load many requests share one
+fsync, and an idle proxy pays one commit per request, as before.
+
+``commit`` returns an awaitable that resolves once the row is on disk, or fails with
+:class:`AuditUnavailable` (the caller then refuses the request). ``submit`` queues a row nobody
+waits for (an outcome, a refusal): it rides along with the next commit, or is flushed within
+``FLUSH_INTERVAL_S`` and at shutdown, so it never costs an fsync of its own under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Awaitable
+from pathlib import Path
+
+from seks.errors import AuditUnavailable
+from seks.store.audit import AuditEvent, append_many
+from seks.store.db import connect, write_tx
+
+__all__ = ["AuditWriter"]
+
+log = logging.getLogger("seks")
+
+_Waiter = asyncio.Future[None] | None
+FLUSH_INTERVAL_S = 0.2
+
+
+class AuditWriter:
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop) -> None:
+        self._path = path
+        self._loop = loop
+        self._queue: list[tuple[AuditEvent, _Waiter]] = []
+        self._urgent = False  # a row in the queue has a waiter
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="seks-audit", daemon=True)
+        self._thread.start()
+
+    def commit(self, event: AuditEvent) -> Awaitable[None]:
+        """Queue a row; the result resolves when it is durably committed."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._put(event, waiter)
+        return waiter
+
+    def submit(self, event: AuditEvent) -> None:
+        """Queue a row nobody waits for."""
+        self._put(event, None)
+
+    def _put(self, event: AuditEvent, waiter: _Waiter) -> None:
+        with self._lock:
+            if self._closing:
+                raise AuditUnavailable("the audit writer is shutting down")
+            self._queue.append((event, waiter))
+            if waiter is not None or self._closing:
+                self._urgent = True
+                self._wake.notify()
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        with self._lock:
+            self._closing = True
+            self._urgent = True
+            self._wake.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        db = connect(self._path)
+        try:
+            while True:
+                with self._lock:
+                    while not self._urgent and not self._closing:
+                        if not self._wake.wait(FLUSH_INTERVAL_S) and self._queue:
+                            break  # rows nobody waits for: flush them now
+                    batch, self._queue, self._urgent = self._queue, [], False
+                    if not batch and self._closing:
+                        return
+                error: AuditUnavailable | None = None
+                try:
+                    with write_tx(db):
+                        append_many(db, [event for event, _ in batch])
+                except sqlite3.Error as e:
+                    error = AuditUnavailable(f"the audit trail cannot be written ({e})")
+                    log.error("SEKS: %s; %d row(s) not written", error, len(batch))
+                waiters = [w for _, w in batch if w is not None]
+                if waiters:
+                    self._loop.call_soon_threadsafe(_settle, waiters, error)
+        finally:
+            db.conn.close()
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: AuditUnavailable | None) -> None:
+    for waiter in waiters:
+        if waiter.done():  # the request was cancelled (client gone) meanwhile
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
