@@ -6,6 +6,7 @@ Every problem raises one :class:`ConfigError` naming the key and what is wrong w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,14 +53,15 @@ class Config:
 
     @property
     def proxy_url(self) -> str:
-        return f"http://{self.listen_host}:{self.listen_port}"
+        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"http://{host}:{self.listen_port}"
 
 
 def parse_listen(text: str, *, key: str = "listen") -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host:
         raise ConfigError(f"{key}: expected HOST:PORT, got {text!r}")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{key}: port must be a number from 0 to 65535, got {port!r}")
     return host.strip("[]"), int(port)
 
@@ -72,12 +74,15 @@ def _parse_upstream(value: object, key: str) -> Upstream:
         raise ConfigError(f"{key}: must be an https:// URL, got {value!r}")
     if not parts.hostname:
         raise ConfigError(f"{key}: has no host name: {value!r}")
-    if parts.path not in ("", "/") or parts.query or parts.username:
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
         raise ConfigError(f"{key}: only scheme, host and port are allowed, got {value!r}")
     try:
-        port = parts.port or 443
+        port = parts.port
     except ValueError as e:
         raise ConfigError(f"{key}: {e}") from e
+    if port == 0:
+        raise ConfigError(f"{key}: port 0 is not a port to connect to")
+    port = port or 443
     return Upstream(parts.scheme, parts.hostname, port)
 
 
@@ -146,18 +151,28 @@ def parse_config(
     return Config(listen_host, listen_port, intercept, log_level, providers)
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's message spans several lines with a code excerpt; keep it to one."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        mark = e.problem_mark
+        return f"{e.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(e).split())
+
+
 def load_config(path: Path, *, known_providers: tuple[str, ...], required: bool) -> Config:
     """Read and validate ``path``; a missing optional file gives the defaults."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if required:
             raise ConfigError(f"config file not found: {path}") from None
         return Config()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({e})") from e
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from e
     try:
         return parse_config(data, known_providers=known_providers, base=path.parent)
     except ConfigError as e:

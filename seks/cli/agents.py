@@ -19,7 +19,12 @@ def _when(ts: float | None) -> str:
 
 @click.group()
 def agent() -> None:
-    """Create, list and remove agents (the holders of fake tokens)."""
+    """Create, list and remove agents (the holders of fake tokens).
+
+    \b
+    Example:
+      seks agent create research-bot
+    """
 
 
 @agent.command("create")
@@ -70,7 +75,13 @@ def agent_rm(name: str) -> None:
 
 @click.group()
 def token() -> None:
-    """Issue, list and revoke fake tokens."""
+    """Issue, list and revoke fake tokens.
+
+    \b
+    Example:
+      seks token issue --agent research-bot --provider openai --ttl 8h
+      seks token list --agent research-bot
+    """
 
 
 @token.command("issue")

@@ -41,7 +41,12 @@ def _format(row: dict[str, Any]) -> str:
 
 @click.group()
 def audit() -> None:
-    """Read the audit trail."""
+    """Read the audit trail.
+
+    \b
+    Example:
+      seks audit tail -n 50 --agent research-bot
+    """
 
 
 @audit.command("tail")

@@ -18,7 +18,12 @@ def _existing(path: Path) -> Path:
 
 @click.group()
 def ca() -> None:
-    """The proxy's CA certificate, which agents must trust."""
+    """The proxy's CA certificate, which agents must trust.
+
+    \b
+    Example:
+      seks ca export --out ./agent/seks-ca.crt
+    """
 
 
 @ca.command("path")

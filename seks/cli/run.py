@@ -16,6 +16,13 @@ from seks.cli.common import duration, home, load_cli_config, open_vault
 from seks.config import parse_listen
 from seks.store.vault import Vault
 
+_secret_option = click.option(
+    "--secret",
+    "secrets_chosen",
+    multiple=True,
+    metavar="NAME",
+    help="Use this secret for its provider (repeatable; needed if a provider has several).",
+)
 _config_option = click.option(
     "--config",
     "config_path",
@@ -67,7 +74,9 @@ def _agent_environment(
     proxy_url: str,
     session: str,
     ca_file: Path | None,
+    secrets_chosen: tuple[str, ...],
 ) -> dict[str, str]:
+    """Proxy, CA and token variables for an agent. The tokens are issued all or none."""
     confdir = home().confdir
     bundle = ca_file or ca_bundle_path(confdir)
     env = {
@@ -80,10 +89,13 @@ def _agent_environment(
     }
     env |= {var: str(bundle) for var in CA_BUNDLE_VARS}
     env |= {var: str(ca_file or ca_cert_path(confdir)) for var in CA_ONLY_VARS}
-    for provider in vault.providers_with_secrets():
-        if provider in BUILTIN:
-            token, _ = vault.issue_token(agent, provider, ttl=ttl, session=session)
-            env[BUILTIN[provider].env_var] = token
+    chosen = {vault.get_secret_info(name).provider: name for name in secrets_chosen}
+    providers = [p for p in vault.providers_with_secrets() if p in BUILTIN]
+    issued = vault.issue_tokens(
+        agent, [(p, chosen.get(p)) for p in providers], ttl=ttl, session=session
+    )
+    for provider, token in zip(providers, issued, strict=True):
+        env[BUILTIN[provider].env_var] = token
     return env
 
 
@@ -100,12 +112,14 @@ def _proxy_url(proxy_url: str | None, config_path: Path | None) -> str:
     type=click.Path(path_type=Path),
     help="Where the CA bundle is as the agent sees it (e.g. inside its container).",
 )
+@_secret_option
 @_config_option
 def env(
     agent_name: str,
     ttl: float,
     proxy_url: str | None,
     ca_file: Path | None,
+    secrets_chosen: tuple[str, ...],
     config_path: Path | None,
 ) -> None:
     """Print `export` lines for an agent: proxy, CA and a fresh token per provider.
@@ -118,7 +132,7 @@ def env(
     url = _proxy_url(proxy_url, config_path)
     with open_vault() as vault:
         variables = _agent_environment(
-            vault, agent_name, ttl, url, "env-" + secrets.token_hex(8), ca_file
+            vault, agent_name, ttl, url, "env-" + secrets.token_hex(8), ca_file, secrets_chosen
         )
     for name, value in variables.items():
         click.echo(f"export {name}={shlex.quote(value)}")
@@ -128,12 +142,14 @@ def env(
 @click.option("--agent", "agent_name", required=True, help="The agent the tokens are for.")
 @click.option("--ttl", **duration, default="8h", show_default=True, help="Token lifetime.")
 @click.option("--proxy", "proxy_url", metavar="URL", help="Proxy URL (default from config).")
+@_secret_option
 @_config_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(
     agent_name: str,
     ttl: float,
     proxy_url: str | None,
+    secrets_chosen: tuple[str, ...],
     config_path: Path | None,
     command: tuple[str, ...],
 ) -> None:
@@ -149,10 +165,12 @@ def exec_(
 
     url = _proxy_url(proxy_url, config_path)
     session = "exec-" + secrets.token_hex(8)
+    # The agent gets nothing of SEKS's own: SEKS_MASTER_KEY would open the whole vault.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("SEKS_")}
     with open_vault() as vault:
-        variables = _agent_environment(vault, agent_name, ttl, url, session, None)
+        variables = _agent_environment(vault, agent_name, ttl, url, session, None, secrets_chosen)
         try:
-            code = subprocess.call(list(command), env=os.environ | variables)
+            code = subprocess.call(list(command), env=inherited | variables)
         except FileNotFoundError:
             raise click.ClickException(f"command not found: {command[0]}") from None
         except PermissionError:

@@ -15,7 +15,13 @@ def _when(ts: float) -> str:
 
 @click.group()
 def secret() -> None:
-    """Store, list, rotate and remove real credentials."""
+    """Store, list, rotate and remove real credentials.
+
+    \b
+    Example:
+      seks secret add openai-main --provider openai
+      seks secret list
+    """
 
 
 @secret.command("add")

@@ -27,7 +27,14 @@ def init() -> None:
     """
     h = home()
     h.create()
-    if not os.environ.get(MASTER_KEY_ENV) and not h.key_path.exists():
+    no_key = not os.environ.get(MASTER_KEY_ENV) and not h.key_path.exists()
+    if no_key and h.vault_path.exists():
+        # A new key could never open the existing vault; writing one would only mislead.
+        raise click.ClickException(
+            f"{h.vault_path} exists but its master key is missing: restore {h.key_path} "
+            f"or set {MASTER_KEY_ENV}"
+        )
+    if no_key:
         h.write_master_key(MasterKey.generate())
         click.echo(f"master key:  {h.key_path} (keep a copy somewhere safe)")
     master = h.master_key()

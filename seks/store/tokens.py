@@ -28,6 +28,7 @@ __all__ = [
     "TokenInfo",
     "insert_record",
     "list_records",
+    "lookup",
     "mint",
     "new_public_id",
     "parse",
@@ -197,17 +198,21 @@ def revoke_where(db: sqlite_utils.Database, where: str, params: list[Any], now: 
     return len(rows)
 
 
-def resolve(db: sqlite_utils.Database, pepper: bytes, token: str, now: float) -> TokenInfo:
-    """The live record behind a fake token, or the refusal an agent should see."""
-    parsed = parse(token)  # a typo is refused before any lookup
-    digest = token_hash(pepper, token)
+def lookup(db: sqlite_utils.Database, digest: bytes) -> TokenInfo:
+    """The record with this token hash, whatever its state."""
     row = db.execute(
         f"SELECT {_COLUMNS}, token_hash FROM tokens WHERE token_hash = ?",  # noqa: S608
         [digest],
     ).fetchone()
     if row is None or not hmac.compare_digest(row[-1], digest):
         raise UnknownToken("this token is not known to the SEKS vault")
-    info = TokenInfo(*row[:-1])
+    return TokenInfo(*row[:-1])
+
+
+def resolve(db: sqlite_utils.Database, pepper: bytes, token: str, now: float) -> TokenInfo:
+    """The live record behind a fake token, or the refusal an agent should see."""
+    parsed = parse(token)  # a typo is refused before any lookup
+    info = lookup(db, token_hash(pepper, token))
     if info.provider != parsed.provider:  # cannot happen: the provider is part of the token
         raise UnknownToken("this token is not known to the SEKS vault")
     state = info.state(now)

@@ -292,18 +292,20 @@ class Vault:
 
     def reveal_secret(self, name: str, *, tenant: str = DEFAULT_TENANT) -> Secret:
         """Decrypt the newest version. Only the injection step calls this."""
-        info = self._require_secret(tenant, name)
         row = self.db.execute(
-            "SELECT kek_version, wrapped_dek, ciphertext FROM secret_versions "
-            "WHERE tenant = ? AND name = ? AND version = ?",
-            [tenant, name, info.version],
+            "SELECT s.provider, s.version, v.kek_version, v.wrapped_dek, v.ciphertext "
+            "FROM secrets s JOIN secret_versions v "
+            "ON v.tenant = s.tenant AND v.name = s.name AND v.version = s.version "
+            "WHERE s.tenant = ? AND s.name = ?",
+            [tenant, name],
         ).fetchone()
         if row is None:
-            raise NotFound(f"secret {name!r} has no version {info.version}")
-        _, kek = self._tenant_kek(tenant, int(row[0]))
-        dek = crypto.unwrap_dek(kek, tenant, name, info.version, row[1])
-        value = crypto.open_secret(dek, tenant, name, info.version, row[2])
-        return Secret(name, info.provider, info.version, value.decode())
+            raise NotFound(f"no secret {name!r} in tenant {tenant!r}")
+        provider, version, kek_version, wrapped_dek, ciphertext = row
+        _, kek = self._tenant_kek(tenant, kek_version)
+        dek = crypto.unwrap_dek(kek, tenant, name, version, wrapped_dek)
+        value = crypto.open_secret(dek, tenant, name, version, ciphertext)
+        return Secret(name, provider, version, value.decode())
 
     # -- agents ----------------------------------------------------------------------------
 
@@ -362,27 +364,49 @@ class Vault:
         now: float | None = None,
     ) -> tuple[str, TokenInfo]:
         """Mint a token bound to one secret. Returns the token (shown once) and its record."""
+        (token,) = self.issue_tokens(
+            agent, [(provider, secret_name)], ttl=ttl, tenant=tenant, session=session, now=now
+        )
+        return token, self._token_info_of(token)
+
+    def issue_tokens(
+        self,
+        agent: str,
+        wanted: list[tuple[str, str | None]],
+        *,
+        ttl: float | None = None,
+        tenant: str = DEFAULT_TENANT,
+        session: str | None = None,
+        now: float | None = None,
+    ) -> list[str]:
+        """Mint one token per (provider, secret or None), all in one transaction: all or none."""
         now = time.time() if now is None else now
         if ttl is not None and ttl <= 0:
             raise ConfigError("the token's ttl must be positive")
+        minted = []
         with write_tx(self.db):
             if not self._agent_exists(tenant, agent):
                 raise NotFound(f"no agent {agent!r}: create it with `seks agent create {agent}`")
-            secret = self._secret_for(tenant, provider, secret_name)
-            token = tokens.mint(provider)
-            info = TokenInfo(
-                id=tokens.new_public_id(),
-                tenant=tenant,
-                agent=agent,
-                provider=provider,
-                secret_name=secret,
-                created_at=now,
-                expires_at=None if ttl is None else now + ttl,
-                revoked_at=None,
-                session=session,
-            )
-            tokens.insert_record(self.db, tokens.token_hash(self._pepper, token), info)
-        return token, info
+            for provider, secret_name in wanted:
+                secret = self._secret_for(tenant, provider, secret_name)
+                token = tokens.mint(provider)
+                info = TokenInfo(
+                    id=tokens.new_public_id(),
+                    tenant=tenant,
+                    agent=agent,
+                    provider=provider,
+                    secret_name=secret,
+                    created_at=now,
+                    expires_at=None if ttl is None else now + ttl,
+                    revoked_at=None,
+                    session=session,
+                )
+                tokens.insert_record(self.db, tokens.token_hash(self._pepper, token), info)
+                minted.append(token)
+        return minted
+
+    def _token_info_of(self, token: str) -> TokenInfo:
+        return tokens.lookup(self.db, tokens.token_hash(self._pepper, token))
 
     def _secret_for(self, tenant: str, provider: str, secret_name: str | None) -> str:
         if secret_name is not None:
