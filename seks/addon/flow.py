@@ -45,11 +45,11 @@ log = logging.getLogger("seks")
 class _Injected:
     """What an in-flight request needs to be put back and audited. Holds no secret."""
 
+    flow: http.HTTPFlow
     started: float
-    restore: dict[str, list[str]]  # header name → its original (fake) values
-    host: str  # the host the agent asked for, before any upstream setting
+    restore: dict[str, list[str]]  # lower-case header name → its original (fake) values
     tokens: list[TokenInfo] = field(default_factory=list)
-    destination: tuple[str, int] = ("", 0)  # where the request was approved to go
+    destination: tuple[str, str, int] = ("", "", 0)  # scheme, host, port it was approved for
 
 
 def _safe_path(flow: http.HTTPFlow) -> str:
@@ -97,7 +97,8 @@ class SeksAddon:
         self._vault_path: Path | None = None
         self.config = Config()
         self.providers: dict[str, Provider] = dict(BUILTIN)
-        self._inflight: dict[str, _Injected] = {}
+        self._inflight: dict[str, _Injected] = {}  # injected, request not yet answered
+        self._answered: dict[str, _Injected] = {}  # fake token back, outcome not yet audited
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -113,6 +114,13 @@ class SeksAddon:
         home = Path(ctx.options.seks_home) if ctx.options.seks_home else None
         the_home = Home(home) if home else Home.from_env()
         config_path = Path(ctx.options.seks_config) if ctx.options.seks_config else None
+        if home is None and config_path is None and not the_home.vault_path.exists():
+            # The defaults, with nothing there (also what mitmproxy rolls back to after a
+            # failed update, which must not hide that update's error): stay closed, and
+            # refuse every token until a vault is configured.
+            self._close()
+            log.warning("SEKS: no vault at %s; set seks_home. Tokens are refused.", the_home.root)
+            return
         try:
             self.config = load_config(
                 config_path or the_home.config_path,
@@ -133,7 +141,11 @@ class SeksAddon:
             ctx.options.update(connection_strategy="lazy")
 
     def done(self) -> None:
-        self._inflight.clear()
+        # Requests still in flight get their fake token back before addons after us (save)
+        # write them out at shutdown.
+        for injected in list(self._inflight.values()):
+            self._restore(injected.flow)
+        self._answered.clear()
         self._close()
 
     def _close(self) -> None:
@@ -143,11 +155,13 @@ class SeksAddon:
         if self.vault is not None:
             self.vault.close()
             self.vault = None
+        self._vault_path = None
 
     def _audit(self) -> AuditWriter:
         """Created on first use, inside the proxy's event loop. (Not a property: mitmproxy
         reads every attribute of an addon when it collects commands.)"""
-        if self._audit_writer is None:
+        if self._audit_writer is None or not self._audit_writer.alive:
+            # A writer that could not open the vault has refused its rows; try anew.
             assert self._vault_path is not None
             self._audit_writer = AuditWriter(self._vault_path, asyncio.get_running_loop())
         return self._audit_writer
@@ -177,11 +191,14 @@ class SeksAddon:
     # -- the data flow ---------------------------------------------------------------------
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None or self.vault is None:
+        if flow.response is not None:
             return
         found = find_tokens(flow.request.headers.items(multi=True), flow.request.path)  # 1
         if not found:
             self._route_to_upstream(flow, self._provider_serving(flow.request.host))
+            return
+        if self.vault is None:
+            await self._refuse(flow, VaultUnavailable("the SEKS vault is not open"), None)
             return
         started = time.monotonic()
         info: TokenInfo | None = None
@@ -201,13 +218,13 @@ class SeksAddon:
             self._inject(flow, uses, started)  # 5, 6
         except RequestRefused as e:
             self._restore(flow)
-            self._refuse(flow, e, info or e.token)
+            await self._refuse(flow, e, info or e.token)
         except Exception:
             # Never forward a half-handled request: put the fake token back and refuse. The
             # traceback carries no request data (our messages never hold a credential).
             log.exception("SEKS: internal error while handling a request; refused")
             self._restore(flow)
-            self._refuse(flow, VaultUnavailable("internal error in the SEKS proxy"), info)
+            await self._refuse(flow, VaultUnavailable("internal error in the SEKS proxy"), info)
 
     def _authorize(
         self, flow: http.HTTPFlow, provider: Provider, token: FoundToken
@@ -230,7 +247,12 @@ class SeksAddon:
         assert self.vault is not None
         headers = flow.request.headers
         # Registered before the first header changes, so any failure below can restore.
-        injected = _Injected(started, {}, flow.request.host, [info for _, _, info in uses])
+        # Every header that will change is saved, before the first change, under its lower-case
+        # name (Authorization and authorization are one header), so any failure can restore.
+        names = {token.header.lower() for token, _, _ in uses if token.header is not None}
+        injected = _Injected(
+            flow, started, {n: headers.get_all(n) for n in names}, [info for _, _, info in uses]
+        )
         self._inflight[flow.id] = injected
         for token, place, info in uses:
             try:
@@ -239,11 +261,10 @@ class SeksAddon:
                 raise VaultUnavailable(f"the credential could not be read: {e}") from None
             assert token.header is not None  # require_place refuses tokens outside headers
             values = headers.get_all(token.header)
-            injected.restore.setdefault(token.header, values)
             real = credential_value(place, secret)  # 6
             headers.set_all(token.header, [real if v == token.value else v for v in values])
         self._route_to_upstream(flow, self.providers[uses[0][2].provider])
-        injected.destination = (flow.request.host, flow.request.port)
+        injected.destination = (flow.request.scheme, flow.request.host, flow.request.port)
 
     def _provider_serving(self, host: str) -> Provider | None:
         return next((p for p in self.providers.values() if p.serves(host)), None)
@@ -267,12 +288,13 @@ class SeksAddon:
                 flow.request.headers.set_all(name, values)
         return injected
 
-    def check_unchanged(self, flow: http.HTTPFlow) -> None:
+    async def check_unchanged(self, flow: http.HTTPFlow) -> None:
         """Called last in ``request``: refuse if another addon redirected an injected request."""
         injected = self._inflight.get(flow.id)
-        if injected and (flow.request.host, flow.request.port) != injected.destination:
+        now_to = (flow.request.scheme, flow.request.host, flow.request.port)
+        if injected and now_to != injected.destination:
             self._restore(flow)
-            self._refuse(
+            await self._refuse(
                 flow,
                 HostNotAllowed("the request was redirected after the credential was injected"),
                 injected.tokens[0],
@@ -281,7 +303,7 @@ class SeksAddon:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         injected = self._restore(flow)
         if injected is not None:
-            flow.metadata["seks_injected"] = injected
+            self._answered[flow.id] = injected
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
@@ -290,8 +312,8 @@ class SeksAddon:
         self._finish(flow)
 
     def _finish(self, flow: http.HTTPFlow) -> None:
-        injected = self._restore(flow) or flow.metadata.pop("seks_injected", None)
-        if not isinstance(injected, _Injected):
+        injected = self._restore(flow) or self._answered.pop(flow.id, None)
+        if injected is None:
             if not flow.metadata.get("seks_refused"):
                 log.info(self._line(flow, "passed through"))
             return
@@ -313,19 +335,31 @@ class SeksAddon:
 
     # -- refusals, audit and the console ----------------------------------------------------
 
-    def _refuse(self, flow: http.HTTPFlow, err: RequestRefused, info: TokenInfo | None) -> None:
+    async def _refuse(
+        self, flow: http.HTTPFlow, err: RequestRefused, info: TokenInfo | None
+    ) -> None:
+        """Answer the agent with the refusal, once its audit row is committed (so an operator
+        who looks right after the agent's error finds the row); the refusal stands either way."""
         flow.response = http.Response.make(
             err.status, agent_error_body(err), {"content-type": "application/json"}
         )
         flow.metadata["seks_refused"] = True
-        self._submit(
-            _event(
-                flow, "request.denied", info, decision="deny", reason=err.reason, status=err.status
-            )
-        )
         log.info(self._line(flow, f"refused: {err.type}"))
+        event = _event(
+            flow, "request.denied", info, decision="deny", reason=err.reason, status=err.status
+        )
+        if self._vault_path is None:
+            log.warning("SEKS: %s not audited: no vault is open", event.event)
+            return
+        try:
+            await self._audit().commit(event)
+        except RequestRefused as e:
+            log.warning("SEKS: could not audit %s: %s", event.event, e)
 
     def _submit(self, event: AuditEvent) -> None:
+        if self._vault_path is None:
+            log.warning("SEKS: %s not audited: no vault is open", event.event)
+            return
         try:
             self._audit().submit(event)
         except RequestRefused as e:
@@ -348,5 +382,5 @@ class DestinationGuard:
     def __init__(self, seks: SeksAddon) -> None:
         self.seks = seks
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        self.seks.check_unchanged(flow)
+    async def request(self, flow: http.HTTPFlow) -> None:
+        await self.seks.check_unchanged(flow)

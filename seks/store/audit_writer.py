@@ -72,8 +72,25 @@ class AuditWriter:
             self._wake.notify()
         self._thread.join()
 
+    @property
+    def alive(self) -> bool:
+        with self._lock:
+            return not self._closing
+
     def _run(self) -> None:
-        db = connect(self._path)
+        try:
+            db = connect(self._path)
+        except (OSError, sqlite3.Error) as e:
+            # Fail what is queued and refuse what comes: never leave a request waiting.
+            with self._lock:
+                self._closing = True
+                batch, self._queue = self._queue, []
+            failure = AuditUnavailable(f"the audit trail cannot be opened ({e})")
+            log.error("SEKS: %s", failure)
+            pending = [w for _, w in batch if w is not None]
+            if pending:
+                self._loop.call_soon_threadsafe(_settle, pending, failure)
+            return
         try:
             while True:
                 with self._lock:
