@@ -58,6 +58,16 @@ def _safe_path(flow: http.HTTPFlow) -> str:
     return TOKEN_CANDIDATE_RE.sub("seks_…", path)
 
 
+def _headers_mentioning_seks(flow: http.HTTPFlow) -> list[tuple[str, str]]:
+    """Only headers whose raw bytes hold "seks_": decoding every header of every request
+    showed up in profiles. Decoded as mitmproxy's Headers does."""
+    return [
+        (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+        for k, v in flow.request.headers.fields
+        if b"seks_" in v
+    ]
+
+
 def _requested_host(flow: http.HTTPFlow) -> str:
     """The host the agent asked for (the CONNECT target), even after an upstream setting."""
     return str(flow.metadata.get("seks_host", flow.request.host))
@@ -193,7 +203,7 @@ class SeksAddon:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
-        found = find_tokens(flow.request.headers.items(multi=True), flow.request.path)  # 1
+        found = find_tokens(_headers_mentioning_seks(flow), flow.request.path)  # 1
         if not found:
             self._route_to_upstream(flow, self._provider_serving(flow.request.host))
             return
@@ -246,8 +256,7 @@ class SeksAddon:
     ) -> None:
         assert self.vault is not None
         headers = flow.request.headers
-        # Registered before the first header changes, so any failure below can restore.
-        # Every header that will change is saved, before the first change, under its lower-case
+        # Every header that will change is saved before the first change, under its lower-case
         # name (Authorization and authorization are one header), so any failure can restore.
         names = {token.header.lower() for token, _, _ in uses if token.header is not None}
         injected = _Injected(
@@ -260,8 +269,8 @@ class SeksAddon:
             except SeksError as e:
                 raise VaultUnavailable(f"the credential could not be read: {e}") from None
             assert token.header is not None  # require_place refuses tokens outside headers
-            values = headers.get_all(token.header)
             real = credential_value(place, secret)  # 6
+            values = headers.get_all(token.header)
             headers.set_all(token.header, [real if v == token.value else v for v in values])
         self._route_to_upstream(flow, self.providers[uses[0][2].provider])
         injected.destination = (flow.request.scheme, flow.request.host, flow.request.port)
