@@ -49,6 +49,7 @@ class Config:
     listen_port: int = 8080
     intercept: str = "providers"
     log_level: str = "info"
+    audit_timeout: float = 5.0
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
 
     @property
@@ -127,7 +128,7 @@ def parse_config(
     if data is None:
         return Config()
     top = _mapping(data, "config")
-    _unknown_keys(top, ("listen", "intercept", "log_level", "providers"), "")
+    _unknown_keys(top, ("listen", "intercept", "log_level", "audit_timeout", "providers"), "")
     listen_host, listen_port = Config.listen_host, Config.listen_port
     if "listen" in top:
         if not isinstance(top["listen"], str):
@@ -141,6 +142,13 @@ def parse_config(
     log_level = top.get("log_level", Config.log_level)
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    audit_timeout = top.get("audit_timeout", Config.audit_timeout)
+    if isinstance(audit_timeout, bool) or not isinstance(audit_timeout, int | float):
+        raise ConfigError("audit_timeout: expected a number of seconds")
+    if not 0 < audit_timeout <= 600:
+        raise ConfigError(
+            f"audit_timeout: must be more than 0 and at most 600, got {audit_timeout}"
+        )
     providers: dict[str, ProviderSettings] = {}
     for name, value in _mapping(top.get("providers") or {}, "providers").items():
         if name not in known_providers:
@@ -148,7 +156,7 @@ def parse_config(
                 f"providers.{name}: unknown provider (known: {', '.join(known_providers)})"
             )
         providers[name] = _parse_provider(name, value, base)
-    return Config(listen_host, listen_port, intercept, log_level, providers)
+    return Config(listen_host, listen_port, intercept, log_level, float(audit_timeout), providers)
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

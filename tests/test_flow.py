@@ -720,14 +720,10 @@ def test_request_downgraded_to_http_after_injection_is_refused(proxy: Proxy) -> 
 # -- fail closed: audit and vault --------------------------------------------------------------
 
 
-@pytest.fixture
-def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Vault connections opened from now on give up on a held lock after 50 ms, not 10 s."""
-    monkeypatch.setattr("seks.store.db.BUSY_TIMEOUT_S", 0.05)
-
-
+# The proxy gives up on a held audit lock after 50 ms, not the default 5 s.
+@pytest.mark.parametrize("config_yaml", ["audit_timeout: 0.05\n"])
 def test_audit_that_cannot_be_written_refuses_with_503_and_injects_nothing(
-    short_busy_timeout: None, proxy: Proxy, caplog: pytest.LogCaptureFixture
+    proxy: Proxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     token = proxy.token()

@@ -24,6 +24,7 @@ from seks.addon.providers import BUILTIN, CredentialPlace, Provider
 from seks.addon.upstream_tls import start_tls_trusting
 from seks.config import Config, ProviderSettings, load_config
 from seks.errors import (
+    AuditUnavailable,
     HostNotAllowed,
     RequestRefused,
     SeksError,
@@ -173,7 +174,11 @@ class SeksAddon:
         if self._audit_writer is None or not self._audit_writer.alive:
             # A writer that could not open the vault has refused its rows; try anew.
             assert self._vault_path is not None
-            self._audit_writer = AuditWriter(self._vault_path, asyncio.get_running_loop())
+            self._audit_writer = AuditWriter(
+                self._vault_path,
+                asyncio.get_running_loop(),
+                busy_timeout=self.config.audit_timeout,
+            )
         return self._audit_writer
 
     def _settings(self, provider: str) -> ProviderSettings:
@@ -357,6 +362,10 @@ class SeksAddon:
         event = _event(
             flow, "request.denied", info, decision="deny", reason=err.reason, status=err.status
         )
+        if isinstance(err, AuditUnavailable):
+            # The audit just failed: waiting for it again would only double the agent's wait.
+            self._submit(event)
+            return
         if self._vault_path is None:
             log.warning("SEKS: %s not audited: no vault is open", event.event)
             return
@@ -377,9 +386,13 @@ class SeksAddon:
     @staticmethod
     def _line(flow: http.HTTPFlow, what: str) -> str:
         status = flow.response.status_code if flow.response else "error"
+        scheme, port = flow.request.scheme, flow.request.port
+        where = _requested_host(flow)
+        if "seks_host" not in flow.metadata and port != (443 if scheme == "https" else 80):
+            where += f":{port}"
         return (
-            f"{_client_ip(flow)} {flow.request.method} {flow.request.scheme}://"
-            f"{_requested_host(flow)}{_safe_path(flow)} -> {status} {what}"
+            f"{_client_ip(flow)} {flow.request.method} {scheme}://{where}{_safe_path(flow)}"
+            f" -> {status} {what}"
         )
 
 

@@ -34,8 +34,11 @@ FLUSH_INTERVAL_S = 0.2
 
 
 class AuditWriter:
-    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, *, busy_timeout: float) -> None:
+        """``busy_timeout``: how long a commit waits for another writer's lock; past it, the
+        rows fail and the requests waiting on them are refused."""
         self._path = path
+        self._busy_timeout = busy_timeout
         self._loop = loop
         self._queue: list[tuple[AuditEvent, _Waiter]] = []
         self._urgent = False  # a row in the queue has a waiter
@@ -79,7 +82,7 @@ class AuditWriter:
 
     def _run(self) -> None:
         try:
-            db = connect(self._path)
+            db = connect(self._path, busy_timeout=self._busy_timeout)
         except (OSError, sqlite3.Error) as e:
             # Fail what is queued and refuse what comes: never leave a request waiting.
             with self._lock:

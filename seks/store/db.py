@@ -21,15 +21,18 @@ __all__ = ["MIGRATIONS", "connect", "migrate", "write_tx"]
 BUSY_TIMEOUT_S = 10.0
 
 
-def connect(path: Path) -> sqlite_utils.Database:
-    """Open (creating owner-only if new) the vault file with WAL and full sync."""
+def connect(path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite_utils.Database:
+    """Open (creating owner-only if new) the vault file with WAL and full sync.
+
+    ``busy_timeout``: how long a statement waits for another writer's lock before failing.
+    """
     if not path.exists():
         # Create the file 0600 before SQLite does, so it never exists with a wider mode;
         # the -wal and -shm files inherit the mode (measured).
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         os.close(fd)
     conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
     )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

@@ -77,7 +77,7 @@ class Seks:
     """Drives the real `seks` CLI against one SEKS home, keeping every byte it printed."""
 
     home: Path
-    transcript: list[bytes] = field(default_factory=list)
+    transcript: list[bytes] = field(default_factory=list, repr=False)
 
     @property
     def env(self) -> dict[str, str]:
@@ -155,7 +155,6 @@ class ProxyProcess:
     """`seks proxy` on a free port; both pipes drained by threads and kept for leak checks."""
 
     def __init__(self, seks: Seks, config: Path) -> None:
-        self.seks = seks
         self.stdout: list[bytes] = []
         self.stderr: list[bytes] = []
         self._ready = threading.Event()
@@ -338,8 +337,23 @@ def assert_refused(result: CurlResult, status: int, kind: str, token: str) -> No
     assert token.encode() not in result.raw
 
 
-def denials_since(seks: Seks, last_id: int) -> list[dict[str, Any]]:
-    return [r for r in seks.audit() if r["id"] > last_id and r["event"] == "request.denied"]
+def audit_rows(
+    seks: Seks, after_id: int, event: str, *, count: int = 1, timeout: float = 10
+) -> list[dict[str, Any]]:
+    """Audit rows of one event written after `after_id`, once `count` of them are there.
+
+    The proxy commits a refusal's or an outcome's row shortly after answering (it rides along
+    with the next group commit), so a test waits for the row to appear, up to `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in seks.audit() if r["id"] > after_id and r["event"] == event]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+
+
+def denials_since(seks: Seks, after_id: int) -> list[dict[str, Any]]:
+    return audit_rows(seks, after_id, "request.denied")
 
 
 def last_audit_id(seks: Seks) -> int:

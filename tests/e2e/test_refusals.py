@@ -23,8 +23,9 @@ from seks.store.tokens import mint
 MODELS = "https://api.openai.com/v1/models"
 
 
+@pytest.mark.parametrize("extra", [(), ("Host: api.openai.com",)], ids=["own Host", "spoofed Host"])
 def test_token_sent_to_a_plain_http_host_outside_its_provider_is_403(
-    seks, proxy, http_recorder, tmp_path
+    seks, proxy, http_recorder, tmp_path, extra
 ):
     before = seks.tokens()
     token = seks.issue("openai")
@@ -36,7 +37,7 @@ def test_token_sent_to_a_plain_http_host_outside_its_provider_is_403(
         "--noproxy",
         "",
         f"{http_recorder.url}/collect",
-        headers=(f"Authorization: Bearer {token}",),
+        headers=(f"Authorization: Bearer {token}", *extra),
         env=base_env(tmp_path),
     )
 
@@ -47,7 +48,57 @@ def test_token_sent_to_a_plain_http_host_outside_its_provider_is_403(
     assert row["decision"] == "deny"
     assert row["token_id"] == token_id_of(seks, before)
     assert row["agent"] == AGENT
-    assert row["host"] == "127.0.0.1"
+    assert row["host"] == "127.0.0.1"  # where the request would have gone, whatever Host said
+
+
+def test_token_sent_to_its_provider_over_plain_http_is_403(seks, proxy, openai_upstream, tmp_path):
+    token = seks.issue("openai")
+    last = last_audit_id(seks)
+
+    # Injecting here would send the real key in clear text.
+    result = curl(
+        "-x",
+        proxy.url,
+        "http://api.openai.com/v1/models",
+        headers=(f"Authorization: Bearer {token}",),
+        env=base_env(tmp_path),
+    )
+
+    assert_refused(result, 403, "seks_host_not_allowed", token)
+    assert openai_upstream.requests == []
+    (row,) = denials_since(seks, last)
+    assert row["reason"] == "host_not_allowed"
+
+
+# curl CONNECTs to api.openai.com but asks for evil.example in SNI and Host.
+OTHER_SNI = (
+    "--connect-to",
+    "evil.example:443:api.openai.com:443",
+    "https://evil.example/v1/models",
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "extra"),
+    [((MODELS,), ("Host: evil.example",)), (OTHER_SNI, ())],
+    ids=["Host header", "TLS server name"],
+)
+def test_destination_that_disagrees_with_the_connect_target_is_403(
+    seks, agent_env, openai_upstream, args, extra
+):
+    token = seks.issue("openai")
+    last = last_audit_id(seks)
+
+    result = curl(
+        *args,
+        headers=(f"Authorization: Bearer {token}", *extra),
+        env=agent_env,
+    )
+
+    assert_refused(result, 403, "seks_host_not_allowed", token)
+    assert openai_upstream.requests == []
+    (row,) = denials_since(seks, last)
+    assert row["reason"] == "host_not_allowed"
 
 
 def test_openai_token_sent_to_anthropic_is_403(seks, agent_env, anthropic_upstream):
@@ -143,14 +194,12 @@ def test_revoked_token_stops_working_at_once(seks, agent_env, openai_upstream):
 
 
 @pytest.mark.parametrize(
-    ("where", "url", "header"),
-    [
-        ("query string", MODELS + "?api_key={token}", None),
-        ("another header", MODELS, "x-api-key: {token}"),
-    ],
+    ("url", "header"),
+    [(MODELS + "?api_key={token}", None), (MODELS, "x-api-key: {token}")],
+    ids=["query string", "another header"],
 )
 def test_token_outside_the_providers_credential_place_is_403(
-    seks, agent_env, openai_upstream, where, url, header
+    seks, agent_env, openai_upstream, url, header
 ):
     token = seks.issue("openai")
     last = last_audit_id(seks)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import AGENT, curl, find_leaks, run_agent, token_id_of
+from harness import AGENT, audit_rows, curl, find_leaks, last_audit_id, run_agent, token_id_of
 from upstreams import reply_text
 
 OPENAI_PROMPT = "ping from the openai agent"
@@ -25,7 +25,9 @@ def no_seks_token_upstream(requests) -> bool:
     return all(b"seks_" not in r.raw() for r in requests)
 
 
-def test_seks_env_gives_proxy_ca_and_one_token_per_provider_with_a_secret(seks, proxy, agent_env):
+def test_seks_env_gives_proxy_ca_and_one_token_per_provider_with_a_secret(
+    seks, proxy, agent_env, canaries
+):
     ca_pem = seks.ca_path().read_text().strip()
 
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
@@ -38,6 +40,7 @@ def test_seks_env_gives_proxy_ca_and_one_token_per_provider_with_a_secret(seks, 
     assert agent_env["OPENAI_API_KEY"].startswith("seks_openai_")
     assert agent_env["ANTHROPIC_API_KEY"].startswith("seks_anthropic_")
     assert "GITHUB_TOKEN" not in agent_env  # no github secret in this vault
+    assert find_leaks(canaries.values(), {"seks env": repr(agent_env).encode()}) == []
 
 
 def test_openai_sdk_list_chat_and_stream(agent_python, agent_env, openai_upstream, canaries):
@@ -137,7 +140,7 @@ def test_each_forwarded_request_is_audited_with_its_outcome(seks, proxy, agent_e
     before = seks.tokens()
     token = seks.issue("openai")
     token_id = token_id_of(seks, before)
-    last = max((row["id"] for row in seks.audit()), default=0)
+    last = last_audit_id(seks)
 
     result = curl(
         "https://api.openai.com/v1/models?limit=1",
@@ -146,9 +149,9 @@ def test_each_forwarded_request_is_audited_with_its_outcome(seks, proxy, agent_e
     )
 
     assert result.status == 200
-    rows = [row for row in seks.audit() if row["id"] > last]
-    injected = [r for r in rows if r["event"] == "request.injected"]
-    completed = [r for r in rows if r["event"] == "request.completed"]
+    completed = audit_rows(seks, last, "request.completed")
+    injected = audit_rows(seks, last, "request.injected")
+    rows = injected + completed
     expected = {
         "agent": AGENT,
         "provider": "openai",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from harness import AGENT, AGENTS, assert_refused, curl
+from harness import AGENT, AGENTS, assert_refused, curl, find_leaks
 from upstreams import reply_text
 
 
@@ -41,8 +41,7 @@ def test_exec_runs_an_agent_with_both_sdks_then_revokes_its_tokens(
     held = report["env"]
     assert held["OPENAI_API_KEY"].startswith("seks_openai_")
     assert held["ANTHROPIC_API_KEY"].startswith("seks_anthropic_")
-    assert canaries["openai"] not in run.stdout + run.stderr
-    assert canaries["anthropic"] not in run.stdout + run.stderr
+    assert find_leaks(canaries.values(), {"agent output": (run.stdout + run.stderr).encode()}) == []
     (to_openai,) = openai_upstream.requests
     (to_anthropic,) = anthropic_upstream.requests
     assert to_openai.header("Authorization") == f"Bearer {canaries['openai']}"

@@ -27,8 +27,6 @@ __all__ = [
     "reply_text",
 ]
 
-PROVIDER_HOSTS = ("api.openai.com", "api.anthropic.com", "api.github.com")
-
 
 @dataclass(frozen=True)
 class SeenRequest:
