@@ -21,6 +21,7 @@ from mitmproxy.addonmanager import Loader
 from seks.addon.inject import FoundToken, credential_value, find_tokens, require_place
 from seks.addon.policy import check_destination
 from seks.addon.providers import BUILTIN, CredentialPlace, Provider
+from seks.addon.records import audit_event, console_line
 from seks.addon.upstream_tls import start_tls_trusting
 from seks.config import Config, ProviderSettings, load_config
 from seks.errors import (
@@ -34,7 +35,6 @@ from seks.errors import (
 from seks.home import Home
 from seks.store.audit import AuditEvent
 from seks.store.audit_writer import AuditWriter
-from seks.store.tokens import TOKEN_CANDIDATE_RE
 from seks.store.vault import TokenInfo, Vault
 
 __all__ = ["DestinationGuard", "SeksAddon"]
@@ -53,12 +53,6 @@ class _Injected:
     destination: tuple[str, str, int] = ("", "", 0)  # scheme, host, port it was approved for
 
 
-def _safe_path(flow: http.HTTPFlow) -> str:
-    """The path for logs and audit: no query string, and no token if one sits in the path."""
-    path = flow.request.path.split("?", 1)[0]
-    return TOKEN_CANDIDATE_RE.sub("seks_…", path)
-
-
 def _headers_mentioning_seks(flow: http.HTTPFlow) -> list[tuple[str, str]]:
     """Only headers whose raw bytes hold "seks_": decoding every header of every request
     showed up in profiles. Decoded as mitmproxy's Headers does."""
@@ -67,34 +61,6 @@ def _headers_mentioning_seks(flow: http.HTTPFlow) -> list[tuple[str, str]]:
         for k, v in flow.request.headers.fields
         if b"seks_" in v
     ]
-
-
-def _requested_host(flow: http.HTTPFlow) -> str:
-    """The host the agent asked for (the CONNECT target), even after an upstream setting."""
-    return str(flow.metadata.get("seks_host", flow.request.host))
-
-
-def _client_ip(flow: http.HTTPFlow) -> str | None:
-    peer = flow.client_conn.peername
-    return str(peer[0]) if peer else None
-
-
-def _event(flow: http.HTTPFlow, event: str, info: TokenInfo | None, **fields: object) -> AuditEvent:
-    return AuditEvent(
-        event=event,
-        actor=info.agent if info else None,
-        tenant=info.tenant if info else None,
-        agent=info.agent if info else None,
-        token_id=info.id if info else None,
-        provider=info.provider if info else None,
-        secret_name=info.secret_name if info else None,
-        client_ip=_client_ip(flow),
-        method=flow.request.method,
-        host=_requested_host(flow),
-        path=_safe_path(flow),
-        flow_id=flow.id,
-        **fields,  # type: ignore[arg-type]
-    )
 
 
 class SeksAddon:
@@ -226,7 +192,9 @@ class SeksAddon:
                 uses.append((token, self._authorize(flow, provider, token), info))  # 3
             await asyncio.gather(  # 4: durably committed before any credential is used
                 *(
-                    self._audit().commit(_event(flow, "request.injected", info, decision="allow"))
+                    self._audit().commit(
+                        audit_event(flow, "request.injected", info, decision="allow")
+                    )
                     for _, _, info in uses
                 )
             )
@@ -329,13 +297,13 @@ class SeksAddon:
         injected = self._restore(flow) or self._answered.pop(flow.id, None)
         if injected is None:
             if not flow.metadata.get("seks_refused"):
-                log.info(self._line(flow, "passed through"))
+                log.info(console_line(flow, "passed through"))
             return
         latency_ms = (time.monotonic() - injected.started) * 1000
         status = flow.response.status_code if flow.response else None
         for info in injected.tokens:
             self._submit(
-                _event(
+                audit_event(
                     flow,
                     "request.completed",
                     info,
@@ -345,7 +313,7 @@ class SeksAddon:
                 )
             )
         summary = ", ".join(f"{i.provider} agent={i.agent} token={i.id}" for i in injected.tokens)
-        log.info(self._line(flow, f"injected {summary}"))
+        log.info(console_line(flow, f"injected {summary}"))
 
     # -- refusals, audit and the console ----------------------------------------------------
 
@@ -358,8 +326,8 @@ class SeksAddon:
             err.status, agent_error_body(err), {"content-type": "application/json"}
         )
         flow.metadata["seks_refused"] = True
-        log.info(self._line(flow, f"refused: {err.type}"))
-        event = _event(
+        log.info(console_line(flow, f"refused: {err.type}"))
+        event = audit_event(
             flow, "request.denied", info, decision="deny", reason=err.reason, status=err.status
         )
         if isinstance(err, AuditUnavailable):
@@ -382,18 +350,6 @@ class SeksAddon:
             self._audit().submit(event)
         except RequestRefused as e:
             log.warning("SEKS: could not audit %s: %s", event.event, e)
-
-    @staticmethod
-    def _line(flow: http.HTTPFlow, what: str) -> str:
-        status = flow.response.status_code if flow.response else "error"
-        scheme, port = flow.request.scheme, flow.request.port
-        where = _requested_host(flow)
-        if "seks_host" not in flow.metadata and port != (443 if scheme == "https" else 80):
-            where += f":{port}"
-        return (
-            f"{_client_ip(flow)} {flow.request.method} {scheme}://{where}{_safe_path(flow)}"
-            f" -> {status} {what}"
-        )
 
 
 class DestinationGuard:

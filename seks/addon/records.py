@@ -1,0 +1,68 @@
+"""What the audit trail and the console say about a flow: never a secret, never a token.
+
+Paths lose their query string (it can carry keys) and any token in them; hosts are the ones
+the agent asked for, before an upstream setting sent the request elsewhere.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from seks.store.audit import AuditEvent
+from seks.store.tokens import TOKEN_CANDIDATE_RE, TokenInfo
+
+__all__ = [
+    "audit_event",
+    "client_ip",
+    "console_line",
+    "requested_host",
+    "safe_path",
+]
+
+
+def safe_path(flow: http.HTTPFlow) -> str:
+    """The path for logs and audit: no query string, and no token if one sits in the path."""
+    path = flow.request.path.split("?", 1)[0]
+    return TOKEN_CANDIDATE_RE.sub("seks_…", path)
+
+
+def requested_host(flow: http.HTTPFlow) -> str:
+    """The host the agent asked for (the CONNECT target), even after an upstream setting."""
+    return str(flow.metadata.get("seks_host", flow.request.host))
+
+
+def client_ip(flow: http.HTTPFlow) -> str | None:
+    peer = flow.client_conn.peername
+    return str(peer[0]) if peer else None
+
+
+def audit_event(
+    flow: http.HTTPFlow, event: str, info: TokenInfo | None, **fields: object
+) -> AuditEvent:
+    return AuditEvent(
+        event=event,
+        actor=info.agent if info else None,
+        tenant=info.tenant if info else None,
+        agent=info.agent if info else None,
+        token_id=info.id if info else None,
+        provider=info.provider if info else None,
+        secret_name=info.secret_name if info else None,
+        client_ip=client_ip(flow),
+        method=flow.request.method,
+        host=requested_host(flow),
+        path=safe_path(flow),
+        flow_id=flow.id,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def console_line(flow: http.HTTPFlow, what: str) -> str:
+    status = flow.response.status_code if flow.response else "error"
+    scheme, port = flow.request.scheme, flow.request.port
+    where = requested_host(flow)
+    if "seks_host" not in flow.metadata and port != (443 if scheme == "https" else 80):
+        where += f":{port}"
+    return (
+        f"{client_ip(flow)} {flow.request.method} {scheme}://{where}{safe_path(flow)}"
+        f" -> {status} {what}"
+    )
