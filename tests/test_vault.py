@@ -22,7 +22,7 @@ from seks.errors import (
     agent_error_body,
 )
 from seks.store import MasterKey, Vault
-from seks.store.audit import AuditEvent, record, rows_after, tail
+from seks.store.audit import AuditEvent, AuditLog, rows_after, tail
 from seks.store.tokens import mint
 
 INVALID_NAMES = ["", "-lead", ".hidden", "a b", "a/b", "../etc", "x" * 65, "ü", "a\n"]
@@ -398,7 +398,7 @@ def test_audit_table_rejects_update_and_delete(
 def test_audit_tail_and_rows_after_filter_by_agent(vault: Vault) -> None:
     vault.create_agent("a")
     vault.create_agent("b")
-    record(vault.db, AuditEvent("request", agent="a", decision="allow"))
+    vault.audit.record(AuditEvent("request", agent="a", decision="allow"))
     assert [r["event"] for r in tail(vault.db, 2, agent="a")] == ["agent.created", "request"]
     assert [r["agent"] for r in tail(vault.db, 2)] == ["b", "a"]
     first_id = audit_rows(vault)[0]["id"]
@@ -411,7 +411,8 @@ def test_audit_record_fails_closed_when_the_trail_cannot_be_written(
     read_only = sqlite3.connect(f"file:{vault_path}?mode=ro", uri=True, isolation_level=None)
     try:
         with pytest.raises(AuditUnavailable) as e:
-            record(sqlite_utils.Database(read_only), AuditEvent("request", decision="allow"))
+            log = AuditLog(sqlite_utils.Database(read_only), vault.audit_key)
+            log.record(AuditEvent("request", decision="allow"))
         assert e.value.status == 503
     finally:
         read_only.close()

@@ -72,6 +72,7 @@ class SeksAddon:
         self.vault: Vault | None = None
         self._audit_writer: AuditWriter | None = None
         self._vault_path: Path | None = None
+        self._audit_key = b""
         self.config = Config()
         self.providers: dict[str, Provider] = dict(BUILTIN)
         self._inflight: dict[str, _Injected] = {}  # injected, request not yet answered
@@ -110,6 +111,7 @@ class SeksAddon:
         self._close()
         self.vault = vault
         self._vault_path = the_home.vault_path
+        self._audit_key = vault.audit_key
 
     def running(self) -> None:
         # Refused requests must never reach an upstream: connect only when a request is sent
@@ -142,6 +144,7 @@ class SeksAddon:
             assert self._vault_path is not None
             self._audit_writer = AuditWriter(
                 self._vault_path,
+                self._audit_key,
                 asyncio.get_running_loop(),
                 busy_timeout=self.config.audit_timeout,
             )

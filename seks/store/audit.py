@@ -18,7 +18,7 @@ import sqlite_utils
 from seks.errors import AuditUnavailable
 from seks.store.db import write_tx
 
-__all__ = ["AuditEvent", "append", "append_many", "os_user", "record", "rows_after", "tail"]
+__all__ = ["AuditEvent", "AuditLog", "os_user", "rows_after", "tail"]
 
 
 @dataclass(frozen=True)
@@ -55,23 +55,34 @@ def os_user() -> str:
         return "unknown"
 
 
-def append(db: sqlite_utils.Database, event: AuditEvent) -> None:
-    """Add a row inside the caller's write transaction."""
-    db.execute(_INSERT, [getattr(event, f) for f in _FIELDS])
+class AuditLog:
+    """Appends rows to the audit table of one connection, inside the caller's transaction.
 
+    ``key`` is derived from the master key (``MasterKey.derive("audit")``); rows are keyed
+    with it so that they cannot be edited unnoticed.
+    """
 
-def append_many(db: sqlite_utils.Database, events: list[AuditEvent]) -> None:
-    """Add rows inside the caller's write transaction, in one call into SQLite."""
-    db.conn.executemany(_INSERT, [[getattr(e, f) for f in _FIELDS] for e in events])
+    def __init__(self, db: sqlite_utils.Database, key: bytes) -> None:
+        self.db = db
+        self._key = key
 
+    def __repr__(self) -> str:
+        return "AuditLog(<key redacted>)"
 
-def record(db: sqlite_utils.Database, event: AuditEvent) -> None:
-    """Commit one row durably, or raise AuditUnavailable (the caller then fails closed)."""
-    try:
-        with write_tx(db):
-            append(db, event)
-    except sqlite3.Error as e:
-        raise AuditUnavailable(f"the audit trail cannot be written ({e})") from e
+    def append(self, event: AuditEvent) -> None:
+        self.append_many([event])
+
+    def append_many(self, events: list[AuditEvent]) -> None:
+        """Add rows inside the caller's write transaction, in one call into SQLite."""
+        self.db.conn.executemany(_INSERT, [[getattr(e, f) for f in _FIELDS] for e in events])
+
+    def record(self, event: AuditEvent) -> None:
+        """Commit one row durably in its own transaction, or raise AuditUnavailable."""
+        try:
+            with write_tx(self.db):
+                self.append(event)
+        except sqlite3.Error as e:
+            raise AuditUnavailable(f"the audit trail cannot be written ({e})") from e
 
 
 def tail(db: sqlite_utils.Database, n: int, *, agent: str | None = None) -> list[dict[str, Any]]:

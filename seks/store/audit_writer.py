@@ -22,7 +22,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from seks.errors import AuditUnavailable
-from seks.store.audit import AuditEvent, append_many
+from seks.store.audit import AuditEvent, AuditLog
 from seks.store.db import connect, write_tx
 
 __all__ = ["AuditWriter"]
@@ -34,10 +34,13 @@ FLUSH_INTERVAL_S = 0.2
 
 
 class AuditWriter:
-    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, *, busy_timeout: float) -> None:
+    def __init__(
+        self, path: Path, key: bytes, loop: asyncio.AbstractEventLoop, *, busy_timeout: float
+    ) -> None:
         """``busy_timeout``: how long a commit waits for another writer's lock; past it, the
         rows fail and the requests waiting on them are refused."""
         self._path = path
+        self._key = key
         self._busy_timeout = busy_timeout
         self._loop = loop
         self._queue: list[tuple[AuditEvent, _Waiter]] = []
@@ -94,6 +97,7 @@ class AuditWriter:
             if pending:
                 self._loop.call_soon_threadsafe(_settle, pending, failure)
             return
+        log_ = AuditLog(db, self._key)
         try:
             while True:
                 with self._lock:
@@ -106,7 +110,7 @@ class AuditWriter:
                 error: AuditUnavailable | None = None
                 try:
                     with write_tx(db):
-                        append_many(db, [event for event, _ in batch])
+                        log_.append_many([event for event, _ in batch])
                 except sqlite3.Error as e:
                     error = AuditUnavailable(f"the audit trail cannot be written ({e})")
                     log.error("SEKS: %s; %d row(s) not written", error, len(batch))

@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from seks.errors import MalformedToken, TokenExpired, TokenRevoked, UnknownToken
-from seks.store.audit import AuditEvent, append, os_user
+from seks.store.audit import AuditEvent, AuditLog, os_user
 
 __all__ = [
     "PROVIDER_NAME_RE",
@@ -131,7 +131,9 @@ class TokenInfo:
 _COLUMNS = "id, tenant, agent, provider, secret_name, created_at, expires_at, revoked_at, session"
 
 
-def insert_record(db: sqlite_utils.Database, digest: bytes, info: TokenInfo) -> None:
+def insert_record(
+    db: sqlite_utils.Database, audit: AuditLog, digest: bytes, info: TokenInfo
+) -> None:
     """Store a new token's hash and record, with its audit row (inside the caller's tx)."""
     db.execute(
         f"INSERT INTO tokens (token_hash, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
@@ -148,8 +150,7 @@ def insert_record(db: sqlite_utils.Database, digest: bytes, info: TokenInfo) -> 
             info.session,
         ],
     )
-    append(
-        db,
+    audit.append(
         AuditEvent(
             "token.issued",
             actor=os_user(),
@@ -174,7 +175,9 @@ def list_records(
     return [TokenInfo(*r) for r in rows]
 
 
-def revoke_where(db: sqlite_utils.Database, where: str, params: list[Any], now: float) -> int:
+def revoke_where(
+    db: sqlite_utils.Database, audit: AuditLog, where: str, params: list[Any], now: float
+) -> int:
     """Revoke the live tokens matching ``where``, one audit row each (inside the caller's tx)."""
     rows = db.execute(
         f"SELECT id, tenant, agent, provider, secret_name FROM tokens "  # noqa: S608
@@ -183,8 +186,7 @@ def revoke_where(db: sqlite_utils.Database, where: str, params: list[Any], now: 
     ).fetchall()
     for token_id, tenant, agent, provider, secret_name in rows:
         db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", [now, token_id])
-        append(
-            db,
+        audit.append(
             AuditEvent(
                 "token.revoked",
                 actor=os_user(),

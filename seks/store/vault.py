@@ -19,7 +19,7 @@ from seks.errors import (
     NotFound,
 )
 from seks.store import crypto, tokens
-from seks.store.audit import AuditEvent, append, os_user
+from seks.store.audit import AuditEvent, AuditLog, os_user
 from seks.store.db import connect, migrate, write_tx
 from seks.store.secret import Secret
 from seks.store.tokens import TokenInfo
@@ -63,6 +63,8 @@ class Vault:
         self.db = db
         self._master = master
         self._pepper = master.derive("token-pepper")
+        self.audit_key = master.derive("audit")
+        self.audit = AuditLog(db, self.audit_key)
         # Unwrapped tenant keys stay in memory for the life of the process, as Vault's keyring
         # does; plaintext secrets are decrypted per use and never cached.
         self._keks: dict[tuple[str, int], bytes] = {}
@@ -127,7 +129,7 @@ class Vault:
                 "VALUES (?, 1, ?, ?)",
                 [name, crypto.wrap_kek(self._master, name, 1, kek), now],
             )
-            append(self.db, AuditEvent("tenant.created", actor=os_user(), tenant=name))
+            self.audit.append(AuditEvent("tenant.created", actor=os_user(), tenant=name))
 
     def _require_tenant(self, tenant: str) -> None:
         if not self.db.execute("SELECT 1 FROM tenants WHERE name = ?", [tenant]).fetchone():
@@ -201,8 +203,7 @@ class Vault:
                 [tenant, name, provider, now, now],
             )
             self._write_version(tenant, name, 1, value, now)
-            append(
-                self.db,
+            self.audit.append(
                 AuditEvent(
                     "secret.added",
                     actor=os_user(),
@@ -227,8 +228,7 @@ class Vault:
                 "UPDATE secrets SET version = ?, updated_at = ? WHERE tenant = ? AND name = ?",
                 [version, now, tenant, name],
             )
-            append(
-                self.db,
+            self.audit.append(
                 AuditEvent(
                     "secret.rotated",
                     actor=os_user(),
@@ -251,10 +251,9 @@ class Vault:
             )
             self.db.execute("DELETE FROM secrets WHERE tenant = ? AND name = ?", [tenant, name])
             revoked = tokens.revoke_where(
-                self.db, "tenant = ? AND secret_name = ?", [tenant, name], now
+                self.db, self.audit, "tenant = ? AND secret_name = ?", [tenant, name], now
             )
-            append(
-                self.db,
+            self.audit.append(
                 AuditEvent(
                     "secret.removed",
                     actor=os_user(),
@@ -322,7 +321,9 @@ class Vault:
                 "INSERT INTO agents (tenant, name, created_at) VALUES (?, ?, ?)",
                 [tenant, name, now],
             )
-            append(self.db, AuditEvent("agent.created", actor=os_user(), tenant=tenant, agent=name))
+            self.audit.append(
+                AuditEvent("agent.created", actor=os_user(), tenant=tenant, agent=name)
+            )
         return AgentInfo(tenant, name, now)
 
     def _agent_exists(self, tenant: str, name: str) -> bool:
@@ -345,9 +346,13 @@ class Vault:
         with write_tx(self.db):
             if not self._agent_exists(tenant, name):
                 raise NotFound(f"no agent {name!r}")
-            revoked = tokens.revoke_where(self.db, "tenant = ? AND agent = ?", [tenant, name], now)
+            revoked = tokens.revoke_where(
+                self.db, self.audit, "tenant = ? AND agent = ?", [tenant, name], now
+            )
             self.db.execute("DELETE FROM agents WHERE tenant = ? AND name = ?", [tenant, name])
-            append(self.db, AuditEvent("agent.removed", actor=os_user(), tenant=tenant, agent=name))
+            self.audit.append(
+                AuditEvent("agent.removed", actor=os_user(), tenant=tenant, agent=name)
+            )
         return revoked
 
     # -- tokens ----------------------------------------------------------------------------
@@ -401,7 +406,9 @@ class Vault:
                     revoked_at=None,
                     session=session,
                 )
-                tokens.insert_record(self.db, tokens.token_hash(self._pepper, token), info)
+                tokens.insert_record(
+                    self.db, self.audit, tokens.token_hash(self._pepper, token), info
+                )
                 minted.append(token)
         return minted
 
@@ -449,13 +456,13 @@ class Vault:
                 raise NotFound(f"no token with id {token_id!r}")
             if row[0] is not None:
                 raise AlreadyExists(f"token {token_id} is already revoked")
-            tokens.revoke_where(self.db, "id = ?", [token_id], now)
+            tokens.revoke_where(self.db, self.audit, "id = ?", [token_id], now)
 
     def revoke_session(self, session: str, *, now: float | None = None) -> int:
         """Revoke the tokens of one `seks env`/`seks exec` session (ids are random)."""
         now = time.time() if now is None else now
         with write_tx(self.db):
-            return tokens.revoke_where(self.db, "session = ?", [session], now)
+            return tokens.revoke_where(self.db, self.audit, "session = ?", [session], now)
 
     def resolve_token(self, token: str, *, now: float | None = None) -> TokenInfo:
         """The record behind a fake token, or the refusal an agent should see."""
