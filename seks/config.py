@@ -20,6 +20,7 @@ from seks.errors import ConfigError
 __all__ = ["Config", "ProviderSettings", "Upstream", "load_config", "parse_config", "parse_listen"]
 
 INTERCEPT_MODES = ("providers", "all")
+SCRUB_MODES = ("injected", "all")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -50,6 +51,7 @@ class Config:
     intercept: str = "providers"
     log_level: str = "info"
     audit_timeout: float = 5.0
+    scrub: str = "injected"
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
 
     @property
@@ -128,7 +130,9 @@ def parse_config(
     if data is None:
         return Config()
     top = _mapping(data, "config")
-    _unknown_keys(top, ("listen", "intercept", "log_level", "audit_timeout", "providers"), "")
+    _unknown_keys(
+        top, ("listen", "intercept", "log_level", "audit_timeout", "scrub", "providers"), ""
+    )
     listen_host, listen_port = Config.listen_host, Config.listen_port
     if "listen" in top:
         if not isinstance(top["listen"], str):
@@ -139,6 +143,9 @@ def parse_config(
         raise ConfigError(
             f"intercept: must be one of {', '.join(INTERCEPT_MODES)}, got {intercept!r}"
         )
+    scrub = top.get("scrub", Config.scrub)
+    if scrub not in SCRUB_MODES:
+        raise ConfigError(f"scrub: must be one of {', '.join(SCRUB_MODES)}, got {scrub!r}")
     log_level = top.get("log_level", Config.log_level)
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -156,7 +163,15 @@ def parse_config(
                 f"providers.{name}: unknown provider (known: {', '.join(known_providers)})"
             )
         providers[name] = _parse_provider(name, value, base)
-    return Config(listen_host, listen_port, intercept, log_level, float(audit_timeout), providers)
+    return Config(
+        listen_host=listen_host,
+        listen_port=listen_port,
+        intercept=intercept,
+        log_level=log_level,
+        audit_timeout=float(audit_timeout),
+        scrub=scrub,
+        providers=providers,
+    )
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

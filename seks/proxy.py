@@ -1,9 +1,10 @@
 """``seks proxy``: mitmproxy embedded with the SEKS addon and SEKS's options.
 
 Addon order matters (shared notes): :class:`SeksAddon` first, so it puts the fake token back
-before anything that prints or saves flows; mitmproxy's defaults (``tlsconfig`` after us, so
-our per-upstream CA wins); :class:`DestinationGuard` last, after every ``request`` hook. There is
-no Dumper: one log line per request comes from the addon, never headers.
+before anything that prints or saves flows; :class:`ResponseScrubber` right after it, so
+responses are scrubbed before anything else sees them; mitmproxy's defaults (``tlsconfig``
+after us, so our per-upstream CA wins); :class:`DestinationGuard` last, after every ``request``
+hook. There is no Dumper: one log line per request comes from the addon, never headers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mitmproxy.addons import errorcheck
 from mitmproxy.master import Master
 
 from seks.addon.flow import DestinationGuard, SeksAddon
+from seks.addon.responses import ResponseScrubber
 from seks.config import Config
 from seks.home import Home
 
@@ -68,6 +70,7 @@ async def _serve(
     seks = SeksAddon()
     master.addons.add(
         seks,
+        ResponseScrubber(seks),
         *addons.default_addons(),
         errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
         DestinationGuard(seks),

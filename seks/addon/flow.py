@@ -180,6 +180,8 @@ class SeksAddon:
         found = find_tokens(_headers_mentioning_seks(flow), flow.request.path)  # 1
         if not found:
             self._route_to_upstream(flow, self._provider_serving(flow.request.host))
+            if self.config.scrub == "all":
+                flow.request.headers["accept-encoding"] = "identity"
             return
         if self.vault is None:
             await self._refuse(flow, VaultUnavailable("the SEKS vault is not open"), None)
@@ -202,6 +204,8 @@ class SeksAddon:
                 )
             )
             self._inject(flow, uses, started)  # 5, 6
+            # Responses to it are scrubbed: ask for them unencoded (notes: simplest, cheapest).
+            flow.request.headers["accept-encoding"] = "identity"
         except RequestRefused as e:
             self._restore(flow)
             await self._refuse(flow, e, info or e.token)
@@ -286,7 +290,7 @@ class SeksAddon:
             )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        injected = self._restore(flow)
+        injected = self._restore(flow)  # 8: the fake token is back before anything else runs
         if injected is not None:
             self._answered[flow.id] = injected
 
@@ -295,6 +299,15 @@ class SeksAddon:
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
+
+    def injected_tokens(self, flow: http.HTTPFlow) -> list[TokenInfo]:
+        """The tokens whose credentials went out with this flow's request (until its end)."""
+        injected = self._answered.get(flow.id) or self._inflight.get(flow.id)
+        return injected.tokens if injected else []
+
+    def submit(self, event: AuditEvent) -> None:
+        """Queue an audit row nobody waits for (for the other SEKS addons)."""
+        self._submit(event)
 
     def _finish(self, flow: http.HTTPFlow) -> None:
         injected = self._restore(flow) or self._answered.pop(flow.id, None)

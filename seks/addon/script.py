@@ -8,6 +8,7 @@ destination re-check runs there too, before ``map_remote``: do not combine SEKS 
 """
 
 from seks.addon.flow import DestinationGuard, SeksAddon
+from seks.addon.responses import ResponseScrubber
 
 _seks = SeksAddon()
-addons = [_seks, DestinationGuard(_seks)]
+addons = [_seks, ResponseScrubber(_seks), DestinationGuard(_seks)]

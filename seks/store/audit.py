@@ -39,6 +39,7 @@ class AuditEvent:
     status: int | None = None
     latency_ms: float | None = None
     flow_id: str | None = None
+    detail: str | None = None  # JSON with event-specific facts; never a secret
     ts_us: int = dataclasses.field(default_factory=lambda: time.time_ns() // 1000)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from seks.store import limits_schema
+
 __all__ = ["MIGRATIONS", "connect", "migrate", "write_tx"]
 
 BUSY_TIMEOUT_S = 10.0
@@ -141,8 +143,17 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m002_audit_detail(db: sqlite_utils.Database) -> None:
+    # Event-specific facts as JSON, e.g. a redaction's encoding, place and count.
+    db.execute("ALTER TABLE audit ADD COLUMN detail TEXT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m001_initial", _m001_initial),
+    ("m002_audit_detail", _m002_audit_detail),
+    ("m003_token_limits", limits_schema.m003_token_limits),
+    ("m004_approvals", limits_schema.m004_approvals),
+    ("m005_proxy_auth", limits_schema.m005_proxy_auth),
 ]
 
 

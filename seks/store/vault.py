@@ -18,16 +18,28 @@ from seks.errors import (
     ConfigError,
     NotFound,
 )
+from seks.limits import TokenLimits
 from seks.store import crypto, tokens
 from seks.store.audit import AuditEvent, AuditLog, os_user
 from seks.store.db import connect, migrate, write_tx
 from seks.store.secret import Secret
-from seks.store.tokens import TokenInfo
+from seks.store.tokens import TokenInfo, check_ttl
 
 __all__ = ["DEFAULT_TENANT", "AgentInfo", "SecretInfo", "TokenInfo", "Vault"]
 
 DEFAULT_TENANT = "default"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+APPROVAL_MODES = ("none", "required")
+
+
+def check_approval(approval: str) -> str:
+    if approval not in APPROVAL_MODES:
+        raise ConfigError(
+            f"approval must be one of {', '.join(APPROVAL_MODES)}, not {approval!r}"
+        )
+    return approval
 
 
 def check_name(kind: str, name: str) -> str:
@@ -47,6 +59,7 @@ class SecretInfo:
     version: int
     created_at: float
     updated_at: float
+    approval: str = "none"  # "required": each use waits for a person (seks approve)
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class AgentInfo:
     tenant: str
     name: str
     created_at: float
+    proxy_auth: bool = False  # its tokens work only on connections authenticated as it
 
 
 class Vault:
@@ -64,6 +78,7 @@ class Vault:
         self._master = master
         self._pepper = master.derive("token-pepper")
         self.audit_key = master.derive("audit")
+        self.proxy_auth_key = master.derive("proxy-auth")
         self.audit = AuditLog(db, self.audit_key)
         # Unwrapped tenant keys stay in memory for the life of the process, as Vault's keyring
         # does; plaintext secrets are decrypted per use and never cached.
@@ -181,9 +196,11 @@ class Vault:
         value: str,
         *,
         tenant: str = DEFAULT_TENANT,
+        approval: str = "none",
         now: float | None = None,
     ) -> SecretInfo:
         check_name("secret", name)
+        check_approval(approval)
         if not tokens.PROVIDER_NAME_RE.fullmatch(provider):
             raise ConfigError(
                 f"provider name {provider!r} is not valid: use lower-case letters, digits and '-'"
@@ -198,9 +215,10 @@ class Vault:
                     f"secret {name!r} already exists: use `seks secret rotate {name}`"
                 )
             self.db.execute(
-                "INSERT INTO secrets (tenant, name, provider, version, created_at, updated_at) "
-                "VALUES (?, ?, ?, 1, ?, ?)",
-                [tenant, name, provider, now, now],
+                "INSERT INTO secrets "
+                "(tenant, name, provider, version, created_at, updated_at, approval) "
+                "VALUES (?, ?, ?, 1, ?, ?, ?)",
+                [tenant, name, provider, now, now, approval],
             )
             self._write_version(tenant, name, 1, value, now)
             self.audit.append(
@@ -266,8 +284,8 @@ class Vault:
 
     def _secret_row(self, tenant: str, name: str) -> SecretInfo | None:
         row = self.db.execute(
-            "SELECT tenant, name, provider, version, created_at, updated_at FROM secrets "
-            "WHERE tenant = ? AND name = ?",
+            "SELECT tenant, name, provider, version, created_at, updated_at, approval "
+            "FROM secrets WHERE tenant = ? AND name = ?",
             [tenant, name],
         ).fetchone()
         return SecretInfo(*row) if row else None
@@ -283,8 +301,8 @@ class Vault:
 
     def list_secrets(self, *, tenant: str = DEFAULT_TENANT) -> list[SecretInfo]:
         rows = self.db.execute(
-            "SELECT tenant, name, provider, version, created_at, updated_at FROM secrets "
-            "WHERE tenant = ? ORDER BY name",
+            "SELECT tenant, name, provider, version, created_at, updated_at, approval "
+            "FROM secrets WHERE tenant = ? ORDER BY name",
             [tenant],
         ).fetchall()
         return [SecretInfo(*r) for r in rows]
@@ -306,10 +324,32 @@ class Vault:
         value = crypto.open_secret(dek, tenant, name, version, ciphertext)
         return Secret(name, provider, version, value.decode())
 
+    def secrets_fingerprint(self, tenant: str | None) -> tuple[object, ...]:
+        """Changes whenever a secret of ``tenant`` (None: any tenant) is added, rotated or
+        removed: the proxy rebuilds its scrubbing matcher then."""
+        where, params = ("WHERE tenant = ?", [tenant]) if tenant is not None else ("", [])
+        row = self.db.execute(
+            "SELECT count(*), total(version), max(updated_at), "  # noqa: S608
+            f"group_concat(tenant || '/' || name) FROM secrets {where}",
+            params,
+        ).fetchone()
+        return tuple(row)
+
+    def reveal_all(self, tenant: str | None) -> list[Secret]:
+        """Every secret of ``tenant`` (None: of every tenant), decrypted: for scrubbing."""
+        where, params = ("WHERE tenant = ?", [tenant]) if tenant is not None else ("", [])
+        rows = self.db.execute(f"SELECT tenant, name FROM secrets {where}", params).fetchall()  # noqa: S608
+        return [self.reveal_secret(name, tenant=t) for t, name in rows]
+
     # -- agents ----------------------------------------------------------------------------
 
     def create_agent(
-        self, name: str, *, tenant: str = DEFAULT_TENANT, now: float | None = None
+        self,
+        name: str,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        proxy_auth: bool = False,
+        now: float | None = None,
     ) -> AgentInfo:
         check_name("agent", name)
         now = time.time() if now is None else now
@@ -318,8 +358,8 @@ class Vault:
             if self._agent_exists(tenant, name):
                 raise AlreadyExists(f"agent {name!r} already exists")
             self.db.execute(
-                "INSERT INTO agents (tenant, name, created_at) VALUES (?, ?, ?)",
-                [tenant, name, now],
+                "INSERT INTO agents (tenant, name, created_at, proxy_auth) VALUES (?, ?, ?, ?)",
+                [tenant, name, now, int(proxy_auth)],
             )
             self.audit.append(
                 AuditEvent("agent.created", actor=os_user(), tenant=tenant, agent=name)
@@ -334,9 +374,11 @@ class Vault:
 
     def list_agents(self, *, tenant: str = DEFAULT_TENANT) -> list[AgentInfo]:
         rows = self.db.execute(
-            "SELECT tenant, name, created_at FROM agents WHERE tenant = ? ORDER BY name", [tenant]
+            "SELECT tenant, name, created_at, proxy_auth FROM agents WHERE tenant = ? "
+            "ORDER BY name",
+            [tenant],
         ).fetchall()
-        return [AgentInfo(*r) for r in rows]
+        return [AgentInfo(t, n, c, bool(p)) for t, n, c, p in rows]
 
     def remove_agent(
         self, name: str, *, tenant: str = DEFAULT_TENANT, now: float | None = None
@@ -366,11 +408,20 @@ class Vault:
         ttl: float | None = None,
         tenant: str = DEFAULT_TENANT,
         session: str | None = None,
+        limits: TokenLimits | None = None,
+        max_ttl: float | None = None,
         now: float | None = None,
     ) -> tuple[str, TokenInfo]:
         """Mint a token bound to one secret. Returns the token (shown once) and its record."""
         (token,) = self.issue_tokens(
-            agent, [(provider, secret_name)], ttl=ttl, tenant=tenant, session=session, now=now
+            agent,
+            [(provider, secret_name)],
+            ttl=ttl,
+            tenant=tenant,
+            session=session,
+            limits=limits,
+            max_ttl=max_ttl,
+            now=now,
         )
         return token, self._token_info_of(token)
 
@@ -382,12 +433,17 @@ class Vault:
         ttl: float | None = None,
         tenant: str = DEFAULT_TENANT,
         session: str | None = None,
+        limits: TokenLimits | None = None,
+        max_ttl: float | None = None,
         now: float | None = None,
     ) -> list[str]:
-        """Mint one token per (provider, secret or None), all in one transaction: all or none."""
+        """Mint one token per (provider, secret or None), all in one transaction: all or none.
+
+        ``max_ttl`` is the config's ``max_token_ttl``: a longer ttl is refused, and a token
+        without a ttl gets that one."""
         now = time.time() if now is None else now
-        if ttl is not None and ttl <= 0:
-            raise ConfigError("the token's ttl must be positive")
+        ttl = check_ttl(ttl, max_ttl)
+        limits = limits or TokenLimits()
         minted = []
         with write_tx(self.db):
             if not self._agent_exists(tenant, agent):
@@ -405,6 +461,11 @@ class Vault:
                     expires_at=None if ttl is None else now + ttl,
                     revoked_at=None,
                     session=session,
+                    max_uses=limits.max_uses,
+                    uses_left=limits.max_uses,
+                    allow_ips=limits.allow_ips,
+                    scopes=limits.scopes,
+                    rate=limits.rate,
                 )
                 tokens.insert_record(
                     self.db, self.audit, tokens.token_hash(self._pepper, token), info
