@@ -14,6 +14,15 @@
         ├── TokenRevoked       401 seks_token_revoked
         ├── HostNotAllowed     403 seks_host_not_allowed
         ├── TokenMisplaced     403 seks_token_misplaced
+        ├── UsesExhausted      403 seks_uses_exhausted (a --max-uses/--single-use token used up)
+        ├── IpNotAllowed       403 seks_ip_not_allowed (client outside the token's --allow-ip)
+        ├── ScopeNotAllowed    403 seks_scope_not_allowed (method/path outside its --allow)
+        ├── RateLimited        429 seks_rate_limited (over the token's --rate; Retry-After)
+        ├── ApprovalDenied     403 seks_approval_denied (a person said no)
+        │   └── ApprovalExpired    403 seks_approval_denied (nobody answered in time)
+        ├── ProxyAuthRequired  407 seks_proxy_auth_required (the agent must authenticate)
+        ├── ProxyAuthFailed    407 seks_proxy_auth_failed (its proxy credentials are wrong)
+        ├── AgentMismatch      403 seks_agent_mismatch (authenticated as another agent)
         ├── AuditUnavailable   503 seks_audit_unavailable
         ├── VaultUnavailable   503 seks_vault_error (the credential could not be decrypted)
         └── UpstreamError      502 seks_upstream_error
@@ -28,13 +37,21 @@ import json
 from typing import Any
 
 __all__ = [
+    "AgentMismatch",
     "AlreadyExists",
+    "ApprovalDenied",
+    "ApprovalExpired",
     "AuditUnavailable",
     "ConfigError",
     "HostNotAllowed",
+    "IpNotAllowed",
     "MalformedToken",
     "NotFound",
+    "ProxyAuthFailed",
+    "ProxyAuthRequired",
+    "RateLimited",
     "RequestRefused",
+    "ScopeNotAllowed",
     "SeksError",
     "TamperedBlob",
     "TokenExpired",
@@ -42,6 +59,7 @@ __all__ = [
     "TokenRevoked",
     "UnknownToken",
     "UpstreamError",
+    "UsesExhausted",
     "VaultError",
     "VaultUnavailable",
     "WrongMasterKey",
@@ -99,6 +117,10 @@ class RequestRefused(SeksError):
         super().__init__(message)
         self.token = token
 
+    def response_headers(self) -> dict[str, str]:
+        """Headers the refusal's HTTP response carries besides its content type."""
+        return {}
+
 
 class MalformedToken(RequestRefused):
     status = 401
@@ -152,6 +174,68 @@ class UpstreamError(RequestRefused):
     status = 502
     type = "seks_upstream_error"
     reason = "upstream_error"
+
+
+class UsesExhausted(RequestRefused):
+    status = 403
+    type = "seks_uses_exhausted"
+    reason = "uses_exhausted"
+
+
+class IpNotAllowed(RequestRefused):
+    status = 403
+    type = "seks_ip_not_allowed"
+    reason = "ip_not_allowed"
+
+
+class ScopeNotAllowed(RequestRefused):
+    status = 403
+    type = "seks_scope_not_allowed"
+    reason = "scope_not_allowed"
+
+
+class RateLimited(RequestRefused):
+    status = 429
+    type = "seks_rate_limited"
+    reason = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, token: Any = None) -> None:
+        super().__init__(message, token=token)
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        # Whole seconds, rounded up (RFC 9110 §10.2.3); the SDKs wait this long before a retry.
+        return {"retry-after": str(max(1, int(-(-self.retry_after // 1))))}
+
+
+class ApprovalDenied(RequestRefused):
+    status = 403
+    type = "seks_approval_denied"
+    reason = "approval_denied"
+
+
+class ApprovalExpired(ApprovalDenied):
+    reason = "approval_expired"
+
+
+class ProxyAuthRequired(RequestRefused):
+    status = 407
+    type = "seks_proxy_auth_required"
+    reason = "proxy_auth_required"
+
+    def response_headers(self) -> dict[str, str]:
+        return {"proxy-authenticate": 'Basic realm="seks"'}
+
+
+class ProxyAuthFailed(ProxyAuthRequired):
+    type = "seks_proxy_auth_failed"
+    reason = "proxy_auth_failed"
+
+
+class AgentMismatch(RequestRefused):
+    status = 403
+    type = "seks_agent_mismatch"
+    reason = "agent_mismatch"
 
 
 def agent_error_body(err: RequestRefused) -> bytes:

@@ -8,13 +8,21 @@ import pytest
 
 from seks import errors
 from seks.errors import (
+    AgentMismatch,
     AlreadyExists,
+    ApprovalDenied,
+    ApprovalExpired,
     AuditUnavailable,
     ConfigError,
     HostNotAllowed,
+    IpNotAllowed,
     MalformedToken,
     NotFound,
+    ProxyAuthFailed,
+    ProxyAuthRequired,
+    RateLimited,
     RequestRefused,
+    ScopeNotAllowed,
     SeksError,
     TamperedBlob,
     TokenExpired,
@@ -22,6 +30,7 @@ from seks.errors import (
     TokenRevoked,
     UnknownToken,
     UpstreamError,
+    UsesExhausted,
     VaultError,
     VaultUnavailable,
     WrongMasterKey,
@@ -41,6 +50,15 @@ AGENT_ERRORS = [
     (AuditUnavailable, 503, "seks_audit_unavailable", "audit_unavailable"),
     (VaultUnavailable, 503, "seks_vault_error", "vault_error"),
     (UpstreamError, 502, "seks_upstream_error", "upstream_error"),
+    (UsesExhausted, 403, "seks_uses_exhausted", "uses_exhausted"),
+    (IpNotAllowed, 403, "seks_ip_not_allowed", "ip_not_allowed"),
+    (ScopeNotAllowed, 403, "seks_scope_not_allowed", "scope_not_allowed"),
+    (RateLimited, 429, "seks_rate_limited", "rate_limited"),
+    (ApprovalDenied, 403, "seks_approval_denied", "approval_denied"),
+    (ApprovalExpired, 403, "seks_approval_denied", "approval_expired"),
+    (ProxyAuthRequired, 407, "seks_proxy_auth_required", "proxy_auth_required"),
+    (ProxyAuthFailed, 407, "seks_proxy_auth_failed", "proxy_auth_failed"),
+    (AgentMismatch, 403, "seks_agent_mismatch", "agent_mismatch"),
 ]
 
 
@@ -126,3 +144,14 @@ def test_vault_errors_explain_themselves() -> None:
     assert str(TamperedBlob("secret 'k'")) == (
         "secret 'k' failed authentication: the vault was modified or is corrupt"
     )
+
+
+def test_a_rate_refusal_says_when_to_retry_in_whole_seconds() -> None:
+    assert RateLimited("slow down", retry_after=0.2).response_headers() == {"retry-after": "1"}
+    assert RateLimited("slow down", retry_after=7.01).response_headers() == {"retry-after": "8"}
+
+
+def test_a_proxy_auth_refusal_names_the_scheme() -> None:
+    for cls in (ProxyAuthRequired, ProxyAuthFailed):
+        assert cls("who are you").response_headers() == {"proxy-authenticate": 'Basic realm="seks"'}
+    assert UnknownToken("no").response_headers() == {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import zlib
@@ -18,14 +19,24 @@ from typing import Any
 
 import sqlite_utils
 
-from seks.errors import MalformedToken, TokenExpired, TokenRevoked, UnknownToken
+from seks.errors import (
+    ConfigError,
+    MalformedToken,
+    TokenExpired,
+    TokenRevoked,
+    UnknownToken,
+    UsesExhausted,
+)
+from seks.limits import TokenLimits, format_duration
 from seks.store.audit import AuditEvent, AuditLog, os_user
+from seks.store.db import write_tx
 
 __all__ = [
     "PROVIDER_NAME_RE",
     "TOKEN_CANDIDATE_RE",
     "ParsedToken",
     "TokenInfo",
+    "check_ttl",
     "insert_record",
     "list_records",
     "lookup",
@@ -33,6 +44,7 @@ __all__ = [
     "new_public_id",
     "parse",
     "redact",
+    "redeem_use",
     "resolve",
     "revoke_where",
     "token_hash",
@@ -104,6 +116,22 @@ def redact(token: str) -> str:
     return f"seks_{m['provider']}_…" if m else "seks_…"
 
 
+def check_ttl(ttl: float | None, max_ttl: float | None) -> float | None:
+    """A token's lifetime under the config's ``max_token_ttl`` (None: no maximum)."""
+    if ttl is not None and ttl <= 0:
+        raise ConfigError("the token's ttl must be positive")
+    if max_ttl is None:
+        return ttl
+    if ttl is None:
+        return max_ttl
+    if ttl > max_ttl:
+        raise ConfigError(
+            f"a ttl of {format_duration(ttl)} exceeds max_token_ttl "
+            f"({format_duration(max_ttl)}) in the config"
+        )
+    return ttl
+
+
 # -- token records in the vault -------------------------------------------------------------
 
 
@@ -118,17 +146,53 @@ class TokenInfo:
     expires_at: float | None
     revoked_at: float | None
     session: str | None
+    # Limits (seks/limits.py), as canonical text; None or empty: no limit.
+    max_uses: int | None = None
+    uses_left: int | None = None  # as of when this record was read
+    allow_ips: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    rate: str | None = None
 
     def state(self, now: float) -> str:
         if self.revoked_at is not None:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
+        if self.uses_left is not None and self.uses_left <= 0:
+            return "exhausted"
         return "active"
+
+    @property
+    def limits(self) -> TokenLimits:
+        return TokenLimits(self.max_uses, self.allow_ips, self.scopes, self.rate)
 
 
 # Column names, not a password.
-_COLUMNS = "id, tenant, agent, provider, secret_name, created_at, expires_at, revoked_at, session"
+_COLUMNS = (
+    "id, tenant, agent, provider, secret_name, created_at, expires_at, revoked_at, session, "
+    "max_uses, uses_left, allow_ips, scopes, rate"
+)
+
+
+def _info(row: Any) -> TokenInfo:
+    id_, tenant, agent, provider, secret_name, created, expires, revoked, session = row[:9]
+    max_uses, uses_left, allow_ips, scopes, rate = row[9:]
+    return TokenInfo(
+        id_,
+        tenant,
+        agent,
+        provider,
+        secret_name,
+        created,
+        expires,
+        revoked,
+        session,
+        max_uses=max_uses,
+        uses_left=uses_left,
+        allow_ips=tuple(json.loads(allow_ips)) if allow_ips else (),
+        scopes=tuple(json.loads(scopes)) if scopes else (),
+        rate=rate,
+    )
 
 
 def insert_record(
@@ -136,7 +200,8 @@ def insert_record(
 ) -> None:
     """Store a new token's hash and record, with its audit row (inside the caller's tx)."""
     db.execute(
-        f"INSERT INTO tokens (token_hash, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+        f"INSERT INTO tokens (token_hash, {_COLUMNS}) "  # noqa: S608
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             digest,
             info.id,
@@ -148,6 +213,11 @@ def insert_record(
             info.expires_at,
             info.revoked_at,
             info.session,
+            info.max_uses,
+            info.uses_left,
+            json.dumps(list(info.allow_ips)) if info.allow_ips else None,
+            json.dumps(list(info.scopes)) if info.scopes else None,
+            info.rate,
         ],
     )
     audit.append(
@@ -172,7 +242,7 @@ def list_records(
         sql += " AND agent = ?"
         params.append(agent)
     rows = db.execute(sql + " ORDER BY created_at, id", params).fetchall()
-    return [TokenInfo(*r) for r in rows]
+    return [_info(r) for r in rows]
 
 
 def revoke_where(
@@ -208,7 +278,7 @@ def lookup(db: sqlite_utils.Database, digest: bytes) -> TokenInfo:
     ).fetchone()
     if row is None or not hmac.compare_digest(row[-1], digest):
         raise UnknownToken("this token is not known to the SEKS vault")
-    return TokenInfo(*row[:-1])
+    return _info(row[:-1])
 
 
 def resolve(db: sqlite_utils.Database, pepper: bytes, token: str, now: float) -> TokenInfo:
@@ -222,4 +292,41 @@ def resolve(db: sqlite_utils.Database, pepper: bytes, token: str, now: float) ->
         raise TokenRevoked(f"token {info.id} was revoked", token=info)
     if state == "expired":
         raise TokenExpired(f"token {info.id} expired; ask for a new one", token=info)
+    if state == "exhausted":
+        raise _exhausted(info)
     return info
+
+
+def redeem_use(db: sqlite_utils.Database, info: TokenInfo, now: float) -> int:
+    """Spend one use of a use-limited token; returns the uses left after it.
+
+    One conditional UPDATE inside BEGIN IMMEDIATE, and exactly one row must change: racing
+    proxies or processes can never spend more uses than were issued (shared notes: 8 processes
+    racing on 200 single-use tokens redeemed exactly 200). Refused if none are left, or if the
+    token was revoked or expired since it was resolved.
+    """
+    with write_tx(db):
+        changed = db.execute(
+            "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0 "
+            "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+            [info.id, now],
+        ).rowcount
+        row = db.execute(
+            "SELECT uses_left, revoked_at, expires_at FROM tokens WHERE id = ?", [info.id]
+        ).fetchone()
+    if changed == 1:
+        return int(row[0])
+    if row is None:
+        raise UnknownToken("this token is not known to the SEKS vault")
+    if row[1] is not None:
+        raise TokenRevoked(f"token {info.id} was revoked", token=info)
+    if row[2] is not None and row[2] <= now:
+        raise TokenExpired(f"token {info.id} expired; ask for a new one", token=info)
+    raise _exhausted(info)
+
+
+def _exhausted(info: TokenInfo) -> UsesExhausted:
+    return UsesExhausted(
+        f"token {info.id} has no uses left (it allowed {info.max_uses}); ask for a new one",
+        token=info,
+    )

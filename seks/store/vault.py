@@ -20,7 +20,7 @@ from seks.errors import (
 )
 from seks.limits import TokenLimits
 from seks.store import crypto, tokens
-from seks.store.audit import AuditEvent, AuditLog, os_user
+from seks.store.audit import CHAIN_MIGRATION, AuditEvent, AuditLog, os_user
 from seks.store.db import connect, migrate, write_tx
 from seks.store.secret import Secret
 from seks.store.tokens import TokenInfo, check_ttl
@@ -36,9 +36,7 @@ APPROVAL_MODES = ("none", "required")
 
 def check_approval(approval: str) -> str:
     if approval not in APPROVAL_MODES:
-        raise ConfigError(
-            f"approval must be one of {', '.join(APPROVAL_MODES)}, not {approval!r}"
-        )
+        raise ConfigError(f"approval must be one of {', '.join(APPROVAL_MODES)}, not {approval!r}")
     return approval
 
 
@@ -81,8 +79,10 @@ class Vault:
         self.proxy_auth_key = master.derive("proxy-auth")
         self.audit = AuditLog(db, self.audit_key)
         # Unwrapped tenant keys stay in memory for the life of the process, as Vault's keyring
-        # does; plaintext secrets are decrypted per use and never cached.
-        self._keks: dict[tuple[str, int], bytes] = {}
+        # does; plaintext secrets are decrypted per use and never cached. Cached with the
+        # wrapped key they came from: a tenant removed and created again under the same name
+        # (by another process, while the proxy runs) has a new key under the same version.
+        self._keks: dict[tuple[str, int], tuple[bytes, bytes]] = {}
 
     def __repr__(self) -> str:
         return "Vault(<open>)"
@@ -101,6 +101,7 @@ class Vault:
                     "INSERT INTO meta (key, value) VALUES ('check', ?)",
                     [crypto.check_value(master)],
                 )
+                AuditLog(db, master.derive("audit")).start_chain()  # the audit chain's birth
             vault = cls(db, master)
             vault.create_tenant(DEFAULT_TENANT)
         except BaseException:
@@ -114,11 +115,16 @@ class Vault:
             raise NotFound(f"no vault at {path}: run `seks init` first")
         db = connect(path)
         try:
-            migrate(db)
+            applied = migrate(db)
             row = db.execute("SELECT value FROM meta WHERE key = 'check'").fetchone()
             if row is None:
                 raise NotFound(f"the vault at {path} was never initialised: run `seks init`")
             crypto.verify_check_value(master, row[0])
+            if CHAIN_MIGRATION in applied:
+                # This process upgraded a vault from before the audit chain: chain its rows
+                # now, with the key just checked. Only here, never for a head gone missing.
+                with write_tx(db):
+                    AuditLog(db, master.derive("audit")).start_chain()
         except BaseException:
             db.conn.close()
             raise
@@ -159,15 +165,19 @@ class Vault:
                 raise NotFound(f"no tenant {tenant!r}")
             version = int(row[0])
         key = (tenant, version)
-        if key not in self._keks:
-            row = self.db.execute(
-                "SELECT wrapped_kek FROM tenant_keys WHERE tenant = ? AND version = ?",
-                [tenant, version],
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"tenant {tenant!r} has no key version {version}")
-            self._keks[key] = crypto.unwrap_kek(self._master, tenant, version, row[0])
-        return version, self._keks[key]
+        row = self.db.execute(
+            "SELECT wrapped_kek FROM tenant_keys WHERE tenant = ? AND version = ?",
+            [tenant, version],
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"tenant {tenant!r} has no key version {version}")
+        cached = self._keks.get(key)
+        if cached is None or cached[0] != row[0]:
+            cached = self._keks[key] = (
+                row[0],
+                crypto.unwrap_kek(self._master, tenant, version, row[0]),
+            )
+        return version, cached[1]
 
     # -- secrets ---------------------------------------------------------------------------
 
@@ -364,7 +374,7 @@ class Vault:
             self.audit.append(
                 AuditEvent("agent.created", actor=os_user(), tenant=tenant, agent=name)
             )
-        return AgentInfo(tenant, name, now)
+        return AgentInfo(tenant, name, now, proxy_auth)
 
     def _agent_exists(self, tenant: str, name: str) -> bool:
         row = self.db.execute(
