@@ -182,12 +182,15 @@ def plan_response(flow: http.HTTPFlow, matcher: Matcher) -> ScrubPlan:
     response = flow.response
     assert response is not None
     found: Counter[tuple[str, str]] = Counter()
-    response.reason = _scrub_text(matcher, response.reason, found)
-    for name in list(response.headers.keys()):
-        values = response.headers.get_all(name)
-        scrubbed = [_scrub_text(matcher, v, found) for v in values]
-        if scrubbed != values:
-            response.headers.set_all(name, scrubbed)
+    # One scan of the whole head first: any match in one value is a match here too.
+    head = b"\n".join([response.data.reason, *(v for _, v in response.headers.fields)])
+    if matcher.find(head):
+        response.reason = _scrub_text(matcher, response.reason, found)
+        for name in list(response.headers.keys()):
+            values = response.headers.get_all(name)
+            scrubbed = [_scrub_text(matcher, v, found) for v in values]
+            if scrubbed != values:
+                response.headers.set_all(name, scrubbed)
     plan = ScrubPlan(matcher, streamed=None)
     plan._add(found, "header")
 

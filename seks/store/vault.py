@@ -19,7 +19,7 @@ from seks.errors import (
     NotFound,
 )
 from seks.limits import TokenLimits
-from seks.store import crypto, tokens
+from seks.store import crypto, proxy_auth, tokens
 from seks.store.audit import AuditEvent, AuditLog, os_user
 from seks.store.db import connect, migrate, write_tx
 from seks.store.secret import Secret
@@ -401,6 +401,10 @@ class Vault:
             )
         return revoked
 
+            # Else an agent created again under this name would inherit its proxy passwords.
+            proxy_auth.revoke_where(
+                self.db, self.audit, "tenant = ? AND agent = ?", [tenant, name], now
+            )
     # -- tokens ----------------------------------------------------------------------------
 
     def issue_token(
@@ -524,7 +528,8 @@ class Vault:
             tokens.revoke_where(self.db, self.audit, "id = ?", [token_id], now)
 
     def revoke_session(self, session: str, *, now: float | None = None) -> int:
-        """Revoke the tokens of one `seks env`/`seks exec` session (ids are random)."""
+        """Revoke the tokens (and proxy password) of one `seks env`/`seks exec` session (ids are
+        random). Returns how many tokens were revoked."""
         now = time.time() if now is None else now
         with write_tx(self.db):
             return tokens.revoke_where(self.db, self.audit, "session = ?", [session], now)
@@ -532,3 +537,4 @@ class Vault:
     def resolve_token(self, token: str, *, now: float | None = None) -> TokenInfo:
         """The record behind a fake token, or the refusal an agent should see."""
         return tokens.resolve(self.db, self._pepper, token, time.time() if now is None else now)
+            proxy_auth.revoke_where(self.db, self.audit, "session = ?", [session], now)
