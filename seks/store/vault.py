@@ -395,16 +395,16 @@ class Vault:
             revoked = tokens.revoke_where(
                 self.db, self.audit, "tenant = ? AND agent = ?", [tenant, name], now
             )
+            # Else an agent created again under this name would inherit its proxy passwords.
+            proxy_auth.revoke_where(
+                self.db, self.audit, "tenant = ? AND agent = ?", [tenant, name], now
+            )
             self.db.execute("DELETE FROM agents WHERE tenant = ? AND name = ?", [tenant, name])
             self.audit.append(
                 AuditEvent("agent.removed", actor=os_user(), tenant=tenant, agent=name)
             )
         return revoked
 
-            # Else an agent created again under this name would inherit its proxy passwords.
-            proxy_auth.revoke_where(
-                self.db, self.audit, "tenant = ? AND agent = ?", [tenant, name], now
-            )
     # -- tokens ----------------------------------------------------------------------------
 
     def issue_token(
@@ -532,9 +532,9 @@ class Vault:
         random). Returns how many tokens were revoked."""
         now = time.time() if now is None else now
         with write_tx(self.db):
+            proxy_auth.revoke_where(self.db, self.audit, "session = ?", [session], now)
             return tokens.revoke_where(self.db, self.audit, "session = ?", [session], now)
 
     def resolve_token(self, token: str, *, now: float | None = None) -> TokenInfo:
         """The record behind a fake token, or the refusal an agent should see."""
         return tokens.resolve(self.db, self._pepper, token, time.time() if now is None else now)
-            proxy_auth.revoke_where(self.db, self.audit, "session = ?", [session], now)
