@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from seks.errors import ConfigError
+from seks.limits import format_duration, parse_duration
 
 __all__ = ["Config", "ProviderSettings", "Upstream", "load_config", "parse_config", "parse_listen"]
 
@@ -52,6 +53,8 @@ class Config:
     log_level: str = "info"
     audit_timeout: float = 5.0
     scrub: str = "injected"
+    approval_timeout: float = 300.0
+    max_token_ttl: float | None = None  # None: tokens may be issued without expiry
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
 
     @property
@@ -131,7 +134,18 @@ def parse_config(
         return Config()
     top = _mapping(data, "config")
     _unknown_keys(
-        top, ("listen", "intercept", "log_level", "audit_timeout", "scrub", "providers"), ""
+        top,
+        (
+            "listen",
+            "intercept",
+            "log_level",
+            "audit_timeout",
+            "scrub",
+            "approval_timeout",
+            "max_token_ttl",
+            "providers",
+        ),
+        "",
     )
     listen_host, listen_port = Config.listen_host, Config.listen_port
     if "listen" in top:
@@ -170,8 +184,30 @@ def parse_config(
         log_level=log_level,
         audit_timeout=float(audit_timeout),
         scrub=scrub,
+        approval_timeout=_seconds(top, "approval_timeout", Config.approval_timeout, 86400),
+        max_token_ttl=_seconds(top, "max_token_ttl", Config.max_token_ttl, None),
         providers=providers,
     )
+
+
+def _seconds(top: Mapping[str, Any], key: str, default: float | None, most: float | None) -> Any:
+    """A duration key: seconds, or text such as 30s, 5m, 8h, 7d; null where the default is."""
+    if key not in top:
+        return default
+    value = top[key]
+    if value is None and default is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = parse_duration(value)
+        except ConfigError as e:
+            raise ConfigError(f"{key}: {e}") from e
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}: expected a duration such as 30s, 5m, 8h or 7d, or seconds")
+    if not 0 < value <= (most or float("inf")):
+        limit = f" and at most {format_duration(most)}" if most else ""
+        raise ConfigError(f"{key}: must be more than 0{limit}, got {value}")
+    return float(value)
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

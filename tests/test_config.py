@@ -356,3 +356,38 @@ def test_proxy_with_a_bad_listen_exits_with_a_clear_error(seks_home: Path, liste
 
     assert message.startswith("Error: --listen: ")
     assert "\n" not in message
+
+
+# -- approval_timeout and max_token_ttl ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("5m", 300.0), ("30s", 30.0), (90, 90.0), (0.5, 0.5), ("1d", 86400.0)]
+)
+def test_approval_timeout_reads_durations_and_seconds(value: object, seconds: float) -> None:
+    assert parse({"approval_timeout": value}).approval_timeout == seconds
+
+
+def test_approval_timeout_defaults_to_five_minutes_and_max_token_ttl_to_none() -> None:
+    assert (Config().approval_timeout, Config().max_token_ttl) == (300.0, None)
+    assert parse({"max_token_ttl": None}).max_token_ttl is None
+    assert parse({"max_token_ttl": "24h"}).max_token_ttl == 86400.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("approval_timeout", "5 minutes", "approval_timeout: '5 minutes' is not a duration"),
+        ("approval_timeout", 0, "approval_timeout: must be more than 0"),
+        ("approval_timeout", "2d", "approval_timeout: must be more than 0 and at most 1d"),
+        ("approval_timeout", None, "approval_timeout: expected a duration"),
+        ("approval_timeout", True, "approval_timeout: expected a duration"),
+        ("max_token_ttl", "-1h", "max_token_ttl: '-1h' is not a duration"),
+        ("max_token_ttl", [], "max_token_ttl: expected a duration"),
+        ("max_token_ttl", -5, "max_token_ttl: must be more than 0"),
+    ],
+)
+def test_bad_durations_name_the_key(key: str, value: object, problem: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse({key: value})
+    assert str(e.value).startswith(problem)

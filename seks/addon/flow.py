@@ -18,6 +18,7 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions, http, tls
 from mitmproxy.addonmanager import Loader
 
+from seks.addon.gate import TokenGate
 from seks.addon.inject import FoundToken, credential_value, find_tokens, require_place
 from seks.addon.policy import check_destination
 from seks.addon.providers import BUILTIN, CredentialPlace, Provider
@@ -75,6 +76,7 @@ class SeksAddon:
         self._audit_key = b""
         self.config = Config()
         self.providers: dict[str, Provider] = dict(BUILTIN)
+        self._gate = TokenGate()  # who may use a token, from where, for what, how often
         self._inflight: dict[str, _Injected] = {}  # injected, request not yet answered
         self._answered: dict[str, _Injected] = {}  # fake token back, outcome not yet audited
 
@@ -111,6 +113,7 @@ class SeksAddon:
         self._close()
         self.vault = vault
         self._vault_path = the_home.vault_path
+        self._gate.open(vault, the_home.vault_path, self.config)
         self._audit_key = vault.audit_key
 
     def running(self) -> None:
@@ -118,6 +121,9 @@ class SeksAddon:
         # (the default, eager, connects at CONNECT time). Set here for `mitmdump -s` too.
         if ctx.options.connection_strategy != "lazy":
             ctx.options.update(connection_strategy="lazy")
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        self._gate.remember_connect(flow)  # Proxy-Authorization names the tunnel's agent
 
     def done(self) -> None:
         # Requests still in flight get their fake token back before addons after us (save)
@@ -131,6 +137,7 @@ class SeksAddon:
         if self._audit_writer is not None:
             self._audit_writer.close()  # commits the rows still queued
             self._audit_writer = None
+        self._gate.close()
         if self.vault is not None:
             self.vault.close()
             self.vault = None
@@ -177,6 +184,7 @@ class SeksAddon:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
+        credential = self._gate.credential_for(flow)  # and Proxy-Authorization goes no further
         found = find_tokens(_headers_mentioning_seks(flow), flow.request.path)  # 1
         if not found:
             self._route_to_upstream(flow, self._provider_serving(flow.request.host))
@@ -195,6 +203,8 @@ class SeksAddon:
                 info = self.vault.resolve_token(token.token)  # 2
                 provider = self.providers[info.provider]
                 uses.append((token, self._authorize(flow, provider, token), info))  # 3
+            infos = [info for _, _, info in uses]
+            await self._gate.admit(flow, infos, credential, self._audit())  # 3: limits, approval
             await asyncio.gather(  # 4: durably committed before any credential is used
                 *(
                     self._audit().commit(
@@ -339,7 +349,9 @@ class SeksAddon:
         """Answer the agent with the refusal, once its audit row is committed (so an operator
         who looks right after the agent's error finds the row); the refusal stands either way."""
         flow.response = http.Response.make(
-            err.status, agent_error_body(err), {"content-type": "application/json"}
+            err.status,
+            agent_error_body(err),
+            {"content-type": "application/json", **err.response_headers()},
         )
         flow.metadata["seks_refused"] = True
         log.info(console_line(flow, f"refused: {err.type}"))
