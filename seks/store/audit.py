@@ -1,24 +1,54 @@
-"""The audit trail: one append-only row per decision and per change.
+"""The audit trail: one append-only, chained row per decision and per change.
 
-Rows hold who, what and where, never a secret or a whole token (a token appears only by its
-public id). The table's triggers reject UPDATE and DELETE.
+Rows hold who, what and where, never a secret or a whole token: a token appears by its public id,
+and values that identify but must not be readable (the token a request carried, its query string)
+only as ``hmac-sha256:<hex>`` under a key derived from the master key.
+
+Every row goes through :class:`AuditLog`, inside the caller's ``BEGIN IMMEDIATE`` transaction:
+it reads the head, chains each new row to the one before (``seks.store.audit_chain``) and writes
+the new head in the same transaction, so writers on different connections (the CLI, the proxy's
+writer thread) interleave into one unbroken chain. The table's triggers reject UPDATE, and DELETE
+except through the archive's permit (:meth:`AuditLog.remove_through`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import getpass
+import json
+import math
 import sqlite3
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
-from seks.errors import AuditUnavailable
-from seks.store.db import write_tx
+from seks.errors import AuditUnavailable, VaultError
+from seks.store.audit_chain import GENESIS, AuditKeys, ChainReport, Head, check_rows, span
+from seks.store.db import AUDIT_NO_UPDATE_TRIGGER, write_tx
 
-__all__ = ["AuditEvent", "AuditLog", "os_user", "rows_after", "tail"]
+__all__ = [
+    "ARCHIVED_EVENT",
+    "CHAIN_MIGRATION",
+    "AuditEvent",
+    "AuditFilter",
+    "AuditLog",
+    "detail_json",
+    "os_user",
+    "read_snapshot",
+    "rows_after",
+    "select_rows",
+    "stats",
+    "tail",
+    "verify",
+]
+
+CHAIN_MIGRATION = "m002_audit_chain"
+ARCHIVED_EVENT = "audit.archived"
+CHAIN_STARTED_EVENT = "audit.chain_started"
 
 
 @dataclass(frozen=True)
@@ -40,12 +70,13 @@ class AuditEvent:
     latency_ms: float | None = None
     flow_id: str | None = None
     detail: str | None = None  # JSON with event-specific facts; never a secret
+    bytes: int | None = None  # the response body the agent got, when known
+    query_hash: str | None = None  # hmac-sha256:… of the query string (AuditKeys.search_hash)
+    token_hash: str | None = None  # hmac-sha256:… of the whole token the request carried
     ts_us: int = dataclasses.field(default_factory=lambda: time.time_ns() // 1000)
 
 
 _FIELDS = [f.name for f in dataclasses.fields(AuditEvent)]
-# Only our own column names go into the string.
-_INSERT = f"INSERT INTO audit ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"  # noqa: S608
 
 
 def os_user() -> str:
@@ -56,26 +87,57 @@ def os_user() -> str:
         return "unknown"
 
 
-class AuditLog:
-    """Appends rows to the audit table of one connection, inside the caller's transaction.
+def detail_json(**facts: object) -> str:
+    """An event's ``detail``: compact JSON, keys sorted, so equal facts read equal."""
+    return json.dumps(facts, sort_keys=True, separators=(",", ":"))
 
-    ``key`` is derived from the master key (``MasterKey.derive("audit")``); rows are keyed
-    with it so that they cannot be edited unnoticed.
-    """
+
+class AuditLog:
+    """Appends chained rows to the audit table of one connection, inside the caller's
+    transaction. ``key`` is the audit key (``MasterKey.derive("audit")``)."""
 
     def __init__(self, db: sqlite_utils.Database, key: bytes) -> None:
         self.db = db
-        self._key = key
+        self.keys = AuditKeys(key)
+        self._kinds: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         return "AuditLog(<key redacted>)"
+
+    # -- writing ---------------------------------------------------------------------------
 
     def append(self, event: AuditEvent) -> None:
         self.append_many([event])
 
     def append_many(self, events: list[AuditEvent]) -> None:
-        """Add rows inside the caller's write transaction, in one call into SQLite."""
-        self.db.conn.executemany(_INSERT, [[getattr(e, f) for f in _FIELDS] for e in events])
+        """Add chained rows inside the caller's write transaction, and move the head.
+
+        Raises :class:`AuditUnavailable` if the trail has no head (it was removed: appending
+        would start a chain nobody could tell from the real one).
+        """
+        if not events:
+            return
+        head = self._require_head()
+        (max_id,) = self.db.execute("SELECT max(id) FROM audit").fetchone()
+        # Never reuse an id, even one an attacker removed from the end: the gap then shows.
+        next_id = max(head.last_id, max_id or 0)
+        prev = head.last_chain
+        rows = []
+        for event in events:
+            next_id += 1
+            row = self._row(event, next_id)
+            prev = row["chain"] = self.keys.chain(prev, row)
+            rows.append(row)
+        columns = list(rows[0])
+        self.db.conn.executemany(
+            # Only our own column names go into the string.
+            f"INSERT INTO audit ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' * len(columns))})",
+            [[r[c] for c in columns] for r in rows],
+        )
+        self._write_head(
+            dataclasses.replace(head, rows=head.rows + len(rows), last_id=next_id, last_chain=prev)
+        )
 
     def record(self, event: AuditEvent) -> None:
         """Commit one row durably in its own transaction, or raise AuditUnavailable."""
@@ -85,30 +147,309 @@ class AuditLog:
         except sqlite3.Error as e:
             raise AuditUnavailable(f"the audit trail cannot be written ({e})") from e
 
+    def start_chain(self, *, now_us: int | None = None) -> int:
+        """Create the head, chaining any rows written before the chain existed (inside the
+        caller's transaction). Only `Vault.create` and the process that applied the chain's
+        migration call this: a head that went missing later is a finding, not a fresh start.
+        Returns how many earlier rows were adopted."""
+        if self.head() is not None:
+            return 0
+        now_us = time.time_ns() // 1000 if now_us is None else now_us
+        legacy = list(self.db.query("SELECT * FROM audit ORDER BY id"))
+        prev, last_id = GENESIS, 0
+        if legacy:
+            # The one UPDATE ever made to the table: filling in chain values of rows from before
+            # the chain. The trigger comes back before this transaction commits.
+            self.db.execute("DROP TRIGGER audit_no_update")
+            for row in legacy:
+                prev = self.keys.chain(prev, row)
+                last_id = int(row["id"])
+                self.db.execute("UPDATE audit SET chain = ? WHERE id = ?", [prev, last_id])
+            self.db.execute(AUDIT_NO_UPDATE_TRIGGER)
+        head = Head(len(legacy), 0, GENESIS, last_id, prev, now_us)
+        self.db.execute(
+            "INSERT INTO audit_head "
+            "(id, rows, base_id, base_chain, last_id, last_chain, started_us, mac) "
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+            [*dataclasses.astuple(head), self.keys.head_mac(head)],
+        )
+        if legacy:
+            self.append(
+                AuditEvent(
+                    CHAIN_STARTED_EVENT,
+                    actor=os_user(),
+                    detail=detail_json(adopted_rows=len(legacy)),
+                )
+            )
+        return len(legacy)
 
-def tail(db: sqlite_utils.Database, n: int, *, agent: str | None = None) -> list[dict[str, Any]]:
-    where, params = _filter(agent)
-    rows = db.query(
-        f"SELECT * FROM (SELECT * FROM audit {where} ORDER BY id DESC LIMIT ?) ORDER BY id",  # noqa: S608
-        [*params, n],
+    def remove_through(self, first_id: int, through_id: int, expected_chain: str) -> int:
+        """Delete rows ``first_id``..``through_id`` for an archive (inside the caller's
+        transaction): the only DELETE the table allows. The head then starts from that row's
+        chain value, so the rest of the trail still verifies; the caller appends the
+        ``audit.archived`` row naming the archive. Returns how many rows were removed."""
+        head = self._require_head()
+        if head.base_id + 1 != first_id:
+            raise VaultError("another archive removed rows meanwhile; nothing removed")
+        row = self.db.execute("SELECT chain FROM audit WHERE id = ?", [through_id]).fetchone()
+        if not (head.base_id < through_id <= head.last_id) or row is None:
+            raise VaultError(f"row {through_id} is not in the audit trail")
+        if not self.keys.equal(row[0], expected_chain):
+            raise VaultError(f"row {through_id} changed since it was exported; nothing removed")
+        # The permit exists only inside this transaction; the trigger lets a DELETE through
+        # only for rows it covers.
+        self.db.execute("INSERT INTO audit_archive_permit (through_id) VALUES (?)", [through_id])
+        removed = self.db.execute("DELETE FROM audit WHERE id <= ?", [through_id]).rowcount
+        self.db.execute("DELETE FROM audit_archive_permit")
+        self._write_head(
+            dataclasses.replace(
+                head, rows=head.rows - removed, base_id=through_id, base_chain=expected_chain
+            )
+        )
+        return int(removed)
+
+    # -- the head --------------------------------------------------------------------------
+
+    def head(self) -> Head | None:
+        """The head as stored (its MAC unchecked; :func:`verify` checks it)."""
+        row = self.db.execute(
+            "SELECT rows, base_id, base_chain, last_id, last_chain, started_us "
+            "FROM audit_head WHERE id = 1"
+        ).fetchone()
+        return Head(*row) if row else None
+
+    def head_mac_ok(self) -> bool:
+        row = self.db.execute(
+            "SELECT rows, base_id, base_chain, last_id, last_chain, started_us, mac "
+            "FROM audit_head WHERE id = 1"
+        ).fetchone()
+        return row is not None and self.keys.equal(self.keys.head_mac(Head(*row[:6])), row[6])
+
+    def _require_head(self) -> Head:
+        head = self.head()
+        if head is None:
+            raise AuditUnavailable(
+                "the audit trail has no head record (it was removed): "
+                "run `seks audit verify`; nothing more is written until it is restored"
+            )
+        return head
+
+    def _write_head(self, head: Head) -> None:
+        self.db.execute(
+            "UPDATE audit_head SET rows = ?, base_id = ?, base_chain = ?, last_id = ?, "
+            "last_chain = ?, started_us = ?, mac = ? WHERE id = 1",
+            [*dataclasses.astuple(head), self.keys.head_mac(head)],
+        )
+
+    # -- values as stored ------------------------------------------------------------------
+
+    def _row(self, event: AuditEvent, row_id: int) -> dict[str, object]:
+        """The row as SQLite will store and return it, so its chain value can be checked from
+        what is read back: numbers by the column's type, empty text as NULL."""
+        kinds = self._column_kinds()
+        row: dict[str, object] = {"id": row_id}
+        for name in _FIELDS:
+            row[name] = _stored(getattr(event, name), kinds.get(name, "TEXT"), name)
+        return row
+
+    def _column_kinds(self) -> dict[str, str]:
+        if self._kinds is None:
+            self._kinds = {
+                r[1]: str(r[2]).upper() for r in self.db.execute("PRAGMA table_info(audit)")
+            }
+        return self._kinds
+
+
+def _stored(value: object, kind: str, name: str) -> object:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"audit field {name}: a boolean is not an audit value")
+    if "INT" in kind:
+        if isinstance(value, float) and not value.is_integer():
+            raise TypeError(f"audit field {name}: {value!r} is not a whole number")
+        return int(value)  # type: ignore[call-overload]
+    if any(k in kind for k in ("REAL", "FLOA", "DOUB")):
+        number = float(value)  # type: ignore[arg-type]
+        return number if math.isfinite(number) else None
+    if isinstance(value, int | float):
+        return str(value)
+    if not isinstance(value, str):
+        raise TypeError(f"audit field {name}: {type(value).__name__} is not an audit value")
+    # Lone surrogates (undecodable bytes in a path) cannot be stored as UTF-8: escape them.
+    return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode()
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which rows to show. Each tuple matches any of its values (empty: no condition); events
+    are glob patterns (``request.*``). Times are µs since the epoch, ``until`` exclusive."""
+
+    agents: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    decisions: tuple[str, ...] = ()
+    since_us: int | None = None
+    until_us: int | None = None
+
+    def where(self, *, after_id: int | None = None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, values, op in (
+            ("agent", self.agents, "="),
+            ("provider", self.providers, "="),
+            ("event", self.events, "GLOB"),
+            ("decision", self.decisions, "="),
+        ):
+            if values:
+                clauses.append("(" + " OR ".join(f"{column} {op} ?" for _ in values) + ")")
+                params.extend(values)
+        if self.since_us is not None:
+            clauses.append("ts_us >= ?")
+            params.append(self.since_us)
+        if self.until_us is not None:
+            clauses.append("ts_us < ?")
+            params.append(self.until_us)
+        if after_id is not None:
+            clauses.append("id > ?")
+            params.append(after_id)
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def tail(
+    db: sqlite_utils.Database, n: int, *, agent: str | None = None, where: AuditFilter | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``n`` matching rows, oldest first."""
+    sql, params = _with_agent(where, agent).where()
+    return list(
+        db.query(
+            f"SELECT * FROM (SELECT * FROM audit {sql} ORDER BY id DESC LIMIT ?) ORDER BY id",  # noqa: S608
+            [*params, n],
+        )
     )
-    return list(rows)
 
 
 def rows_after(
-    db: sqlite_utils.Database, last_id: int, *, agent: str | None = None
+    db: sqlite_utils.Database,
+    last_id: int,
+    *,
+    agent: str | None = None,
+    where: AuditFilter | None = None,
 ) -> list[dict[str, Any]]:
-    where, params = _filter(agent, after=last_id)
-    return list(db.query(f"SELECT * FROM audit {where} ORDER BY id", params))  # noqa: S608
+    sql, params = _with_agent(where, agent).where(after_id=last_id)
+    return list(db.query(f"SELECT * FROM audit {sql} ORDER BY id", params))  # noqa: S608
 
 
-def _filter(agent: str | None, after: int | None = None) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if agent is not None:
-        clauses.append("agent = ?")
-        params.append(agent)
-    if after is not None:
-        clauses.append("id > ?")
-        params.append(after)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+def select_rows(db: sqlite_utils.Database, first_id: int, last_id: int) -> Iterator[dict[str, Any]]:
+    """Every row from ``first_id`` to ``last_id`` in id order, whatever it holds."""
+    yield from db.query(
+        "SELECT * FROM audit WHERE id >= ? AND id <= ? ORDER BY id", [first_id, last_id]
+    )
+
+
+def _with_agent(where: AuditFilter | None, agent: str | None) -> AuditFilter:
+    where = where or AuditFilter()
+    return dataclasses.replace(where, agents=(agent,)) if agent is not None else where
+
+
+def stats(db: sqlite_utils.Database, *, since_us: int | None = None) -> dict[str, Any]:
+    """Row counts per agent, provider, decision and event (None: rows without one)."""
+    sql, params = AuditFilter(since_us=since_us).where()
+    out: dict[str, Any] = {
+        "rows": db.execute(f"SELECT count(*) FROM audit {sql}", params).fetchone()[0]  # noqa: S608
+    }
+    for column in ("agent", "provider", "decision", "event"):
+        counts = db.execute(
+            f"SELECT {column}, count(*) AS n FROM audit {sql} "  # noqa: S608
+            f"GROUP BY {column} ORDER BY n DESC, {column}",
+            params,
+        ).fetchall()
+        out[column] = {key: n for key, n in counts}
+    return out
+
+
+# -- verifying -------------------------------------------------------------------------------
+
+
+@contextmanager
+def read_snapshot(db: sqlite_utils.Database) -> Iterator[None]:
+    """One read transaction: every query inside sees the vault as of one moment (WAL), while
+    the proxy and the CLI go on writing."""
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.execute("COMMIT")
+
+
+def verify(db: sqlite_utils.Database, keys: AuditKeys) -> ChainReport:
+    """Check the whole trail against its chain and its head, in one consistent snapshot."""
+    report = ChainReport()
+    with read_snapshot(db):
+        row = db.execute(
+            "SELECT rows, base_id, base_chain, last_id, last_chain, started_us, mac "
+            "FROM audit_head WHERE id = 1"
+        ).fetchone()
+        if row is None:
+            report.add(None, "the head record is missing (removed): the end cannot be checked")
+            head = Head(0, 0, GENESIS, 0, GENESIS, 0)
+        else:
+            head = Head(*row[:6])
+            if not keys.equal(keys.head_mac(head), row[6]):
+                report.add(None, "the head record does not match its MAC (edited)")
+        check_rows(
+            keys,
+            db.query("SELECT * FROM audit ORDER BY id"),
+            base_id=head.base_id,
+            base_chain=head.base_chain,
+            report=report,
+        )
+        if row is not None:
+            _check_head(report, head)
+            _check_base(db, report, head)
+    return report
+
+
+def _check_head(report: ChainReport, head: Head) -> None:
+    last = report.last_id if report.last_id is not None else head.base_id
+    if last < head.last_id:
+        report.add(
+            last + 1,
+            f"{span(last + 1, head.last_id)} missing from the end "
+            f"(the head says the trail ends at row {head.last_id})",
+        )
+    elif last > head.last_id:
+        report.add(
+            head.last_id + 1,
+            f"rows after row {head.last_id} were not written by SEKS (the head ends there)",
+        )
+    elif report.rows != head.rows:
+        report.add(None, f"the trail holds {report.rows} rows where the head counts {head.rows}")
+    elif report.rows and not AuditKeys.equal(report.last_chain, head.last_chain):
+        report.add(last, "the last row is not the one the head names (replaced)")
+
+
+def _check_base(db: sqlite_utils.Database, report: ChainReport, head: Head) -> None:
+    """The newest archive row must name the point the trail now starts from."""
+    if head.base_id == 0:
+        return
+    row = db.execute(
+        "SELECT id, detail FROM audit WHERE event = ? ORDER BY id DESC LIMIT 1", [ARCHIVED_EVENT]
+    ).fetchone()
+    facts = _json(row[1]) if row else {}
+    if facts.get("through_id") != head.base_id or facts.get("chain") != head.base_chain:
+        report.add(
+            head.base_id + 1 if row is None else int(row[0]),
+            f"the trail starts after row {head.base_id}, but no archive row says so",
+        )
+
+
+def _json(text: object) -> Mapping[str, object]:
+    try:
+        value = json.loads(str(text))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

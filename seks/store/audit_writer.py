@@ -10,12 +10,17 @@ fsync, and an idle proxy pays one commit per request, as before.
 :class:`AuditUnavailable` (the caller then refuses the request). ``submit`` queues a row nobody
 waits for (an outcome, a refusal): it rides along with the next commit, or is flushed within
 ``FLUSH_INTERVAL_S`` and at shutdown, so it never costs an fsync of its own under load.
+
+``SEKS_BENCH_ONLY_DISCARD_AUDIT=1`` makes the writer drop every row and answer at once: it exists
+only so bench/overhead.py can measure what the audit costs, and it breaks SEKS's promise that
+every credential use is audited. The proxy says so loudly at start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Awaitable
@@ -25,12 +30,25 @@ from seks.errors import AuditUnavailable
 from seks.store.audit import AuditEvent, AuditLog
 from seks.store.db import connect, write_tx
 
-__all__ = ["AuditWriter"]
+__all__ = ["BENCH_DISCARD_ENV", "AuditWriter", "discarding_for_bench"]
 
 log = logging.getLogger("seks")
 
 _Waiter = asyncio.Future[None] | None
 FLUSH_INTERVAL_S = 0.2
+BENCH_DISCARD_ENV = "SEKS_BENCH_ONLY_DISCARD_AUDIT"
+
+
+def discarding_for_bench() -> bool:
+    """True if the benchmark switch is on; then logs why nobody should ever see this."""
+    if os.environ.get(BENCH_DISCARD_ENV) != "1":
+        return False
+    log.critical(
+        "SEKS: %s=1: AUDIT ROWS ARE DISCARDED. Credentials are used with no audit trail. "
+        "This switch exists only for bench/overhead.py; never run a real proxy with it.",
+        BENCH_DISCARD_ENV,
+    )
+    return True
 
 
 class AuditWriter:
@@ -48,18 +66,24 @@ class AuditWriter:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closing = False
+        self._discard = discarding_for_bench()
         self._thread = threading.Thread(target=self._run, name="seks-audit", daemon=True)
-        self._thread.start()
+        if not self._discard:
+            self._thread.start()
 
     def commit(self, event: AuditEvent) -> Awaitable[None]:
         """Queue a row; the result resolves when it is durably committed."""
         waiter: asyncio.Future[None] = self._loop.create_future()
+        if self._discard:
+            waiter.set_result(None)
+            return waiter
         self._put(event, waiter)
         return waiter
 
     def submit(self, event: AuditEvent) -> None:
         """Queue a row nobody waits for."""
-        self._put(event, None)
+        if not self._discard:
+            self._put(event, None)
 
     def _put(self, event: AuditEvent, waiter: _Waiter) -> None:
         with self._lock:
@@ -76,7 +100,8 @@ class AuditWriter:
             self._closing = True
             self._urgent = True
             self._wake.notify()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     @property
     def alive(self) -> bool:
@@ -110,9 +135,13 @@ class AuditWriter:
                 error: AuditUnavailable | None = None
                 try:
                     with write_tx(db):
+                        # One transaction, one fsync; each row chained to the one before.
                         log_.append_many([event for event, _ in batch])
                 except sqlite3.Error as e:
                     error = AuditUnavailable(f"the audit trail cannot be written ({e})")
+                except AuditUnavailable as e:
+                    error = e
+                if error is not None:
                     log.error("SEKS: %s; %d row(s) not written", error, len(batch))
                 waiters = [w for _, w in batch if w is not None]
                 if waiters:

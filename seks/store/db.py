@@ -18,7 +18,7 @@ import sqlite_utils
 
 from seks.store import limits_schema
 
-__all__ = ["MIGRATIONS", "connect", "migrate", "write_tx"]
+__all__ = ["AUDIT_NO_UPDATE_TRIGGER", "MIGRATIONS", "connect", "migrate", "write_tx"]
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -148,9 +148,55 @@ def _m002_audit_detail(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE audit ADD COLUMN detail TEXT")
 
 
+AUDIT_NO_UPDATE_TRIGGER = (
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+)
+
+
+def _m002_audit_chain(db: sqlite_utils.Database) -> None:
+    """Chain values, a MACed head apart from the table, and one door for archiving.
+
+    The head row and the chain values of rows written before this migration are filled in by
+    ``AuditLog.start_chain``, which needs the master key (seks/store/audit.py).
+    """
+    have = {c.name for c in db.table("audit").columns}
+    for name, kind in [
+        ("detail", "TEXT"),  # event-specific JSON (also added by m002_audit_detail)
+        ("bytes", "INTEGER"),
+        ("query_hash", "TEXT"),
+        ("token_hash", "TEXT"),
+        ("chain", "TEXT"),
+    ]:
+        if name not in have:
+            db.execute(f"ALTER TABLE audit ADD COLUMN {name} {kind}")
+    db.execute("CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_us)")
+    db.execute(
+        "CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), "
+        "rows INTEGER NOT NULL, base_id INTEGER NOT NULL, base_chain TEXT NOT NULL, "
+        "last_id INTEGER NOT NULL, last_chain TEXT NOT NULL, started_us INTEGER NOT NULL, "
+        "mac TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head "
+        "BEGIN SELECT RAISE(ABORT, 'the audit head cannot be removed'); END"
+    )
+    # Archiving removes the oldest rows: DELETE passes only for rows covered by a permit that
+    # the archive writes and removes inside its own transaction. Plain SQL can write a permit
+    # too; what it cannot do is move the MACed head, so `seks audit verify` sees the removal.
+    db.execute("CREATE TABLE audit_archive_permit (through_id INTEGER NOT NULL)")
+    db.execute("DROP TRIGGER audit_no_delete")
+    db.execute(
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+        "WHEN NOT EXISTS (SELECT 1 FROM audit_archive_permit WHERE OLD.id <= through_id) "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m001_initial", _m001_initial),
     ("m002_audit_detail", _m002_audit_detail),
+    ("m002_audit_chain", _m002_audit_chain),
     ("m003_token_limits", limits_schema.m003_token_limits),
     ("m004_approvals", limits_schema.m004_approvals),
     ("m005_proxy_auth", limits_schema.m005_proxy_auth),

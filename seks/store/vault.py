@@ -20,7 +20,7 @@ from seks.errors import (
 )
 from seks.limits import TokenLimits
 from seks.store import crypto, proxy_auth, tokens
-from seks.store.audit import AuditEvent, AuditLog, os_user
+from seks.store.audit import CHAIN_MIGRATION, AuditEvent, AuditLog, os_user
 from seks.store.db import connect, migrate, write_tx
 from seks.store.secret import Secret
 from seks.store.tokens import TokenInfo, check_ttl
@@ -101,6 +101,7 @@ class Vault:
                     "INSERT INTO meta (key, value) VALUES ('check', ?)",
                     [crypto.check_value(master)],
                 )
+                AuditLog(db, master.derive("audit")).start_chain()  # the audit chain's birth
             vault = cls(db, master)
             vault.create_tenant(DEFAULT_TENANT)
         except BaseException:
@@ -114,11 +115,16 @@ class Vault:
             raise NotFound(f"no vault at {path}: run `seks init` first")
         db = connect(path)
         try:
-            migrate(db)
+            applied = migrate(db)
             row = db.execute("SELECT value FROM meta WHERE key = 'check'").fetchone()
             if row is None:
                 raise NotFound(f"the vault at {path} was never initialised: run `seks init`")
             crypto.verify_check_value(master, row[0])
+            if CHAIN_MIGRATION in applied:
+                # This process upgraded a vault from before the audit chain: chain its rows
+                # now, with the key just checked. Only here, never for a head gone missing.
+                with write_tx(db):
+                    AuditLog(db, master.derive("audit")).start_chain()
         except BaseException:
             db.conn.close()
             raise
