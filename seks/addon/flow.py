@@ -35,7 +35,8 @@ from seks.errors import (
 )
 from seks.home import Home
 from seks.store.audit import AuditEvent
-from seks.store.audit_writer import AuditWriter
+from seks.store.audit_chain import AuditKeys
+from seks.store.audit_writer import AuditWriter, discarding_for_bench
 from seks.store.vault import TokenInfo, Vault
 
 __all__ = ["DestinationGuard", "SeksAddon"]
@@ -74,6 +75,7 @@ class SeksAddon:
         self._audit_writer: AuditWriter | None = None
         self._vault_path: Path | None = None
         self._audit_key = b""
+        self._audit_keys: AuditKeys | None = None  # hashes a request's token and query
         self.config = Config()
         self.providers: dict[str, Provider] = dict(BUILTIN)
         self._gate = TokenGate()  # who may use a token, from where, for what, how often
@@ -115,12 +117,14 @@ class SeksAddon:
         self._vault_path = the_home.vault_path
         self._gate.open(vault, the_home.vault_path, self.config)
         self._audit_key = vault.audit_key
+        self._audit_keys = vault.audit.keys
 
     def running(self) -> None:
         # Refused requests must never reach an upstream: connect only when a request is sent
         # (the default, eager, connects at CONNECT time). Set here for `mitmdump -s` too.
         if ctx.options.connection_strategy != "lazy":
             ctx.options.update(connection_strategy="lazy")
+        discarding_for_bench()  # says so loudly, at start, if the bench-only switch is on
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         self._gate.remember_connect(flow)  # Proxy-Authorization names the tunnel's agent
@@ -196,10 +200,11 @@ class SeksAddon:
             return
         started = time.monotonic()
         info: TokenInfo | None = None
+        presented: str | None = None  # the token being handled, for the audit's token_hash
         try:
             uses = []
             for token in found:
-                info = None
+                info, presented = None, token.token
                 info = self.vault.resolve_token(token.token)  # 2
                 provider = self.providers[info.provider]
                 uses.append((token, self._authorize(flow, provider, token), info))  # 3
@@ -208,9 +213,16 @@ class SeksAddon:
             await asyncio.gather(  # 4: durably committed before any credential is used
                 *(
                     self._audit().commit(
-                        audit_event(flow, "request.injected", info, decision="allow")
+                        audit_event(
+                            flow,
+                            "request.injected",
+                            info,
+                            keys=self._audit_keys,
+                            token=token.token,
+                            decision="allow",
+                        )
                     )
-                    for _, _, info in uses
+                    for token, _, info in uses
                 )
             )
             self._inject(flow, uses, started)  # 5, 6
@@ -218,13 +230,15 @@ class SeksAddon:
             flow.request.headers["accept-encoding"] = "identity"
         except RequestRefused as e:
             self._restore(flow)
-            await self._refuse(flow, e, info or e.token)
+            await self._refuse(flow, e, info or e.token, token=presented)
         except Exception:
             # Never forward a half-handled request: put the fake token back and refuse. The
             # traceback carries no request data (our messages never hold a credential).
             log.exception("SEKS: internal error while handling a request; refused")
             self._restore(flow)
-            await self._refuse(flow, VaultUnavailable("internal error in the SEKS proxy"), info)
+            await self._refuse(
+                flow, VaultUnavailable("internal error in the SEKS proxy"), info, token=presented
+            )
 
     def _authorize(
         self, flow: http.HTTPFlow, provider: Provider, token: FoundToken
@@ -333,6 +347,7 @@ class SeksAddon:
                     flow,
                     "request.completed",
                     info,
+                    keys=self._audit_keys,
                     status=status,
                     latency_ms=latency_ms,
                     reason=None if flow.error is None else "upstream_error",
@@ -344,7 +359,12 @@ class SeksAddon:
     # -- refusals, audit and the console ----------------------------------------------------
 
     async def _refuse(
-        self, flow: http.HTTPFlow, err: RequestRefused, info: TokenInfo | None
+        self,
+        flow: http.HTTPFlow,
+        err: RequestRefused,
+        info: TokenInfo | None,
+        *,
+        token: str | None = None,
     ) -> None:
         """Answer the agent with the refusal, once its audit row is committed (so an operator
         who looks right after the agent's error finds the row); the refusal stands either way."""
@@ -356,7 +376,14 @@ class SeksAddon:
         flow.metadata["seks_refused"] = True
         log.info(console_line(flow, f"refused: {err.type}"))
         event = audit_event(
-            flow, "request.denied", info, decision="deny", reason=err.reason, status=err.status
+            flow,
+            "request.denied",
+            info,
+            keys=self._audit_keys,
+            token=token,
+            decision="deny",
+            reason=err.reason,
+            status=err.status,
         )
         if isinstance(err, AuditUnavailable):
             # The audit just failed: waiting for it again would only double the agent's wait.

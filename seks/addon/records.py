@@ -1,7 +1,8 @@
 """What the audit trail and the console say about a flow: never a secret, never a token.
 
-Paths lose their query string (it can carry keys) and any token in them; hosts are the ones
-the agent asked for, before an upstream setting sent the request elsewhere.
+Paths lose their query string (it can carry keys) and any token in them; the query string and
+the token appear in the audit only as keyed hashes. Hosts are the ones the agent asked for,
+before an upstream setting sent the request elsewhere.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from mitmproxy import http
 
 from seks.store.audit import AuditEvent
+from seks.store.audit_chain import AuditKeys
 from seks.store.tokens import TOKEN_CANDIDATE_RE, TokenInfo
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "client_ip",
     "console_line",
     "requested_host",
+    "response_bytes",
     "safe_path",
 ]
 
@@ -36,10 +39,34 @@ def client_ip(flow: http.HTTPFlow) -> str | None:
     return str(peer[0]) if peer else None
 
 
+def response_bytes(flow: http.HTTPFlow) -> int | None:
+    """The size of the response body the agent got, when known (a streamed body without a
+    Content-Length is not counted)."""
+    response = flow.response
+    if response is None:
+        return None
+    if response.raw_content is not None:
+        return len(response.raw_content)
+    length = response.headers.get("content-length", "")
+    return int(length) if length.isdigit() else None
+
+
 def audit_event(
-    flow: http.HTTPFlow, event: str, info: TokenInfo | None, **fields: object
+    flow: http.HTTPFlow,
+    event: str,
+    info: TokenInfo | None,
+    *,
+    keys: AuditKeys | None = None,
+    token: str | None = None,
+    **fields: object,
 ) -> AuditEvent:
+    """The audit row for a flow. With ``keys``, the query string and the ``token`` the
+    request carried are kept as keyed hashes a person can search for (`seks audit hash`)."""
+    query = flow.request.path.partition("?")[2]
     return AuditEvent(
+        query_hash=keys.search_hash(query) if keys and query else None,
+        token_hash=keys.search_hash(token) if keys and token else None,
+        bytes=response_bytes(flow),
         event=event,
         actor=info.agent if info else None,
         tenant=info.tenant if info else None,
