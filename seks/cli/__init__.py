@@ -43,9 +43,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from seks.cli import agents, audit, ca, run, secrets, setup
+    from seks.cli import agents, approvals, audit, ca, run, secrets, setup, tenants
 
-    for module in (setup, secrets, agents, run, audit, ca):
+    for module in (setup, tenants, secrets, agents, run, approvals, audit, ca):
         for command in module.COMMANDS:
             cli.add_command(command)
 

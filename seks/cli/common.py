@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +14,10 @@ import click
 
 from seks.addon.providers import BUILTIN
 from seks.config import Config, load_config
+from seks.errors import ConfigError
 from seks.home import Home
-from seks.store.vault import Vault
+from seks.limits import parse_duration as parse_duration_text
+from seks.store.vault import DEFAULT_TENANT, Vault
 
 __all__ = [
     "PROVIDER_CHOICE",
@@ -25,12 +26,12 @@ __all__ = [
     "home",
     "load_cli_config",
     "open_vault",
+    "option_errors",
     "read_secret_value",
+    "tenant_option",
 ]
 
 PROVIDER_CHOICE = click.Choice(sorted(BUILTIN), case_sensitive=False)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION_RE = re.compile(r"(\d+)([smhd])")
 
 
 def home() -> Home:
@@ -48,10 +49,10 @@ def open_vault() -> Iterator[Vault]:
 
 
 def parse_duration(value: str) -> float:
-    m = _DURATION_RE.fullmatch(value.strip())
-    if not m or int(m[1]) == 0:
-        raise click.BadParameter(f"{value!r} is not a duration such as 30s, 15m, 8h or 7d")
-    return float(int(m[1]) * _UNITS[m[2]])
+    try:
+        return parse_duration_text(value)
+    except ConfigError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -59,6 +60,25 @@ def _duration_option(ctx: click.Context, param: click.Parameter, value: str | No
 
 
 duration: dict[str, Any] = {"type": str, "callback": _duration_option, "metavar": "DURATION"}
+
+
+tenant_option = click.option(
+    "--tenant",
+    default=DEFAULT_TENANT,
+    show_default=True,
+    metavar="NAME",
+    help="The tenant: names, secrets and tokens of other tenants are never used or shown.",
+)
+
+
+@contextmanager
+def option_errors(option: str) -> Iterator[None]:
+    """A library parser's ConfigError about a CLI value, named by its option: one error line
+    (exit 1), like every other library error."""
+    try:
+        yield
+    except ConfigError as e:
+        raise ConfigError(f"{option}: {e}") from None
 
 
 def read_secret_value(prompt: str) -> str:

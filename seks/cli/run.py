@@ -7,14 +7,19 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import click
 
 from seks.addon.providers import BUILTIN
 from seks.certs import CA_BUNDLE_VARS, CA_ONLY_VARS, ca_bundle_path, ca_cert_path, create_ca
-from seks.cli.common import duration, home, load_cli_config, open_vault
-from seks.config import parse_listen
+from seks.cli.common import duration, home, load_cli_config, open_vault, tenant_option
+from seks.config import Config, parse_listen
+from seks.errors import ConfigError
+from seks.store import proxy_auth
 from seks.store.vault import Vault
+
+DEFAULT_AGENT_TTL = 8 * 3600.0
 
 _secret_option = click.option(
     "--secret",
@@ -67,17 +72,61 @@ def proxy(listen: str | None, config_path: Path | None) -> None:
     run_proxy(h, config, config_path, announce)
 
 
+def with_credentials(proxy_url: str, user: str, password: str) -> str:
+    """The proxy URL with ``user:password@`` (percent-encoded, as URL userinfo must be)."""
+    parts = urlsplit(proxy_url)
+    if parts.username is not None or parts.hostname is None:
+        raise ConfigError(f"--proxy: expected a URL such as http://host:port, got {proxy_url!r}")
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _agent_environment(
     vault: Vault,
     agent: str,
-    ttl: float | None,
+    ttl: float,
     proxy_url: str,
     session: str,
     ca_file: Path | None,
     secrets_chosen: tuple[str, ...],
+    *,
+    tenant: str,
+    max_ttl: float | None,
 ) -> dict[str, str]:
-    """Proxy, CA and token variables for an agent. The tokens are issued all or none."""
+    """Proxy, CA and token variables for an agent. The tokens (and the session's proxy
+    password, for an agent created with --proxy-auth) are issued all or none."""
+    try:
+        return _issue_environment(
+            vault, agent, ttl, proxy_url, session, ca_file, secrets_chosen, tenant, max_ttl
+        )
+    except BaseException:
+        vault.revoke_session(session)
+        raise
+
+
+def _issue_environment(
+    vault: Vault,
+    agent: str,
+    ttl: float,
+    proxy_url: str,
+    session: str,
+    ca_file: Path | None,
+    secrets_chosen: tuple[str, ...],
+    tenant: str,
+    max_ttl: float | None,
+) -> dict[str, str]:
     confdir = home().confdir
+    if proxy_auth.requires_proxy_auth(vault.db, tenant, agent):
+        password = proxy_auth.issue_password(
+            vault.db,
+            vault.audit,
+            vault.proxy_auth_key,
+            agent,
+            tenant=tenant,
+            ttl=ttl,
+            session=session,
+        )
+        proxy_url = with_credentials(proxy_url, agent, password)
     bundle = ca_file or ca_bundle_path(confdir)
     env = {
         "HTTPS_PROXY": proxy_url,
@@ -89,23 +138,37 @@ def _agent_environment(
     }
     env |= {var: str(bundle) for var in CA_BUNDLE_VARS}
     env |= {var: str(ca_file or ca_cert_path(confdir)) for var in CA_ONLY_VARS}
-    chosen = {vault.get_secret_info(name).provider: name for name in secrets_chosen}
-    providers = [p for p in vault.providers_with_secrets() if p in BUILTIN]
+    chosen = {vault.get_secret_info(name, tenant=tenant).provider: name for name in secrets_chosen}
+    providers = [p for p in vault.providers_with_secrets(tenant=tenant) if p in BUILTIN]
     issued = vault.issue_tokens(
-        agent, [(p, chosen.get(p)) for p in providers], ttl=ttl, session=session
+        agent,
+        [(p, chosen.get(p)) for p in providers],
+        ttl=ttl,
+        session=session,
+        tenant=tenant,
+        max_ttl=max_ttl,
     )
     for provider, token in zip(providers, issued, strict=True):
         env[BUILTIN[provider].env_var] = token
     return env
 
 
-def _proxy_url(proxy_url: str | None, config_path: Path | None) -> str:
-    return proxy_url or load_cli_config(config_path).proxy_url
+def _agent_ttl(ttl: float | None, config: Config) -> float:
+    """--ttl, else 8h, or the config's max_token_ttl if that is shorter."""
+    if ttl is not None:
+        return ttl
+    most = config.max_token_ttl
+    return DEFAULT_AGENT_TTL if most is None else min(DEFAULT_AGENT_TTL, most)
+
+
+_ttl_option = click.option(
+    "--ttl", **duration, help="Token lifetime. Default: 8h, or max_token_ttl if shorter."
+)
 
 
 @click.command()
 @click.option("--agent", "agent_name", required=True, help="The agent the tokens are for.")
-@click.option("--ttl", **duration, default="8h", show_default=True, help="Token lifetime.")
+@_ttl_option
 @click.option("--proxy", "proxy_url", metavar="URL", help="Proxy URL (default from config).")
 @click.option(
     "--ca-file",
@@ -114,25 +177,37 @@ def _proxy_url(proxy_url: str | None, config_path: Path | None) -> str:
 )
 @_secret_option
 @_config_option
+@tenant_option
 def env(
     agent_name: str,
-    ttl: float,
+    ttl: float | None,
     proxy_url: str | None,
     ca_file: Path | None,
     secrets_chosen: tuple[str, ...],
     config_path: Path | None,
+    tenant: str,
 ) -> None:
     """Print `export` lines for an agent: proxy, CA and a fresh token per provider.
+
+    For an agent created with --proxy-auth the proxy URL carries a session password too.
 
     \b
     Example:
       eval "$(seks env --agent research-bot --ttl 8h)"
       seks env --agent bot --proxy http://seks:8080 --ca-file /etc/seks/ca.pem > agent.env
     """
-    url = _proxy_url(proxy_url, config_path)
+    config = load_cli_config(config_path)
     with open_vault() as vault:
         variables = _agent_environment(
-            vault, agent_name, ttl, url, "env-" + secrets.token_hex(8), ca_file, secrets_chosen
+            vault,
+            agent_name,
+            _agent_ttl(ttl, config),
+            proxy_url or config.proxy_url,
+            "env-" + secrets.token_hex(8),
+            ca_file,
+            secrets_chosen,
+            tenant=tenant,
+            max_ttl=config.max_token_ttl,
         )
     for name, value in variables.items():
         click.echo(f"export {name}={shlex.quote(value)}")
@@ -140,17 +215,19 @@ def env(
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--agent", "agent_name", required=True, help="The agent the tokens are for.")
-@click.option("--ttl", **duration, default="8h", show_default=True, help="Token lifetime.")
+@_ttl_option
 @click.option("--proxy", "proxy_url", metavar="URL", help="Proxy URL (default from config).")
 @_secret_option
 @_config_option
+@tenant_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(
     agent_name: str,
-    ttl: float,
+    ttl: float | None,
     proxy_url: str | None,
     secrets_chosen: tuple[str, ...],
     config_path: Path | None,
+    tenant: str,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND with the agent's environment; revoke its tokens when it ends.
@@ -163,12 +240,22 @@ def exec_(
     """
     import os
 
-    url = _proxy_url(proxy_url, config_path)
+    config = load_cli_config(config_path)
     session = "exec-" + secrets.token_hex(8)
     # The agent gets nothing of SEKS's own: SEKS_MASTER_KEY would open the whole vault.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SEKS_")}
     with open_vault() as vault:
-        variables = _agent_environment(vault, agent_name, ttl, url, session, None, secrets_chosen)
+        variables = _agent_environment(
+            vault,
+            agent_name,
+            _agent_ttl(ttl, config),
+            proxy_url or config.proxy_url,
+            session,
+            None,
+            secrets_chosen,
+            tenant=tenant,
+            max_ttl=config.max_token_ttl,
+        )
         try:
             code = subprocess.call(list(command), env=inherited | variables)
         except FileNotFoundError:

@@ -1,4 +1,4 @@
-"""``seks secret add|list|rm|rotate``."""
+"""``seks secret add|list|rm|rotate|approval``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from datetime import UTC, datetime
 
 import click
 
-from seks.cli.common import PROVIDER_CHOICE, emit_json, open_vault, read_secret_value
+from seks.cli.common import (
+    PROVIDER_CHOICE,
+    emit_json,
+    open_vault,
+    read_secret_value,
+    tenant_option,
+)
+from seks.store import approvals, tenants
+from seks.store.vault import APPROVAL_MODES
+
+_approval_choice = click.Choice(APPROVAL_MODES)
 
 
 def _when(ts: float) -> str:
@@ -27,41 +37,56 @@ def secret() -> None:
 @secret.command("add")
 @click.argument("name")
 @click.option("--provider", "-p", required=True, type=PROVIDER_CHOICE, help="Who the key is for.")
-def secret_add(name: str, provider: str) -> None:
+@click.option(
+    "--approval",
+    type=_approval_choice,
+    default="none",
+    show_default=True,
+    help="required: every request using it waits for `seks approve`.",
+)
+@tenant_option
+def secret_add(name: str, provider: str, approval: str, tenant: str) -> None:
     """Store a credential. The value comes from a hidden prompt, or stdin when piped.
 
     \b
     Example:
       seks secret add openai-main --provider openai
       pass show openai | seks secret add openai-main --provider openai
+      seks secret add prod-key --provider openai --approval required --tenant acme
     """
     value = read_secret_value(f"value for {name}")
     with open_vault() as vault:
-        info = vault.add_secret(name, provider.lower(), value)
-    click.echo(f"stored {info.name} ({info.provider}, version {info.version})")
+        info = vault.add_secret(name, provider.lower(), value, tenant=tenant, approval=approval)
+    needs = ", approval required" if info.approval == "required" else ""
+    click.echo(f"stored {info.name} ({info.provider}, version {info.version}{needs})")
 
 
 @secret.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
-def secret_list(as_json: bool) -> None:
-    """List stored secrets: name, provider, version, created. Never values.
+@tenant_option
+def secret_list(as_json: bool, tenant: str) -> None:
+    """List stored secrets: name, provider, version, created, approval. Never values.
 
     \b
     Example:
       seks secret list --json
     """
     with open_vault() as vault:
-        items = vault.list_secrets()
+        tenants.require_tenant(vault, tenant)
+        items = vault.list_secrets(tenant=tenant)
     if as_json:
         emit_json(items)
         return
     for s in items:
-        click.echo(f"{s.name}\t{s.provider}\tv{s.version}\t{_when(s.created_at)}")
+        click.echo(
+            f"{s.name}\t{s.provider}\tv{s.version}\t{_when(s.created_at)}\tapproval {s.approval}"
+        )
 
 
 @secret.command("rm")
 @click.argument("name")
-def secret_rm(name: str) -> None:
+@tenant_option
+def secret_rm(name: str, tenant: str) -> None:
     """Delete a secret and revoke every token bound to it.
 
     \b
@@ -69,13 +94,14 @@ def secret_rm(name: str) -> None:
       seks secret rm openai-old
     """
     with open_vault() as vault:
-        revoked = vault.remove_secret(name)
+        revoked = vault.remove_secret(name, tenant=tenant)
     click.echo(f"removed {name}; revoked {revoked} token(s)")
 
 
 @secret.command("rotate")
 @click.argument("name")
-def secret_rotate(name: str) -> None:
+@tenant_option
+def secret_rotate(name: str, tenant: str) -> None:
     """Store a new value for a secret. Existing tokens keep working and get the new value.
 
     \b
@@ -84,8 +110,24 @@ def secret_rotate(name: str) -> None:
     """
     value = read_secret_value(f"new value for {name}")
     with open_vault() as vault:
-        info = vault.rotate_secret(name, value)
+        info = vault.rotate_secret(name, value, tenant=tenant)
     click.echo(f"rotated {info.name} to version {info.version}")
+
+
+@secret.command("approval")
+@click.argument("name")
+@click.argument("mode", type=_approval_choice)
+@tenant_option
+def secret_approval(name: str, mode: str, tenant: str) -> None:
+    """Set whether requests using a secret wait for a person (required) or not (none).
+
+    \b
+    Example:
+      seks secret approval prod-key required
+    """
+    with open_vault() as vault:
+        approvals.set_secret_approval(vault, name, mode, tenant=tenant)
+    click.echo(f"{name}: approval {mode}")
 
 
 COMMANDS = [secret]

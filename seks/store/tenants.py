@@ -16,7 +16,7 @@ from seks.store.audit import AuditEvent, os_user
 from seks.store.db import write_tx
 from seks.store.vault import DEFAULT_TENANT, Vault
 
-__all__ = ["TenantInfo", "TenantNotEmpty", "list_tenants", "remove_tenant"]
+__all__ = ["TenantInfo", "TenantNotEmpty", "list_tenants", "remove_tenant", "require_tenant"]
 
 
 class TenantNotEmpty(VaultError):
@@ -98,3 +98,10 @@ def remove_tenant(
         db.execute("DELETE FROM tenants WHERE name = ?", [name])
         audit.append(AuditEvent("tenant.removed", actor=actor, tenant=name))
     return RemovedTenant(len(secrets), len(agents), revoked)
+
+
+def require_tenant(vault: Vault, name: str) -> None:
+    """NotFound for a tenant that does not exist: a typo in --tenant must not look like an
+    empty tenant."""
+    if not vault.db.execute("SELECT 1 FROM tenants WHERE name = ?", [name]).fetchone():
+        raise NotFound(f"no tenant {name!r} (see `seks tenant list`)")
