@@ -486,3 +486,25 @@ def test_a_read_only_connection_cannot_append(vault: Vault, vault_path: Path) ->
         with pytest.raises(AuditUnavailable):
             log.record(AuditEvent("request.injected"))
     assert GENESIS == "0" * 64
+
+
+def test_a_row_added_after_the_head_stops_further_writes_loudly(
+    trail: Vault, raw: sqlite3.Connection
+) -> None:
+    insert_copy_at(raw, 8, 7)  # plain SQL adds a row past the head's last row
+
+    with pytest.raises(AuditUnavailable, match="did not write"):
+        trail.create_agent("after")
+
+    assert first_bad(trail) == 8
+
+
+def test_a_batch_larger_than_one_insert_statement_is_chained_whole(vault: Vault) -> None:
+    with write_tx(vault.db):
+        vault.audit.append_many(
+            [AuditEvent("request.completed", flow_id=str(i)) for i in range(1000)]
+        )
+
+    report = verify(vault.db, vault.audit.keys)
+    assert report.ok, report.problems
+    assert report.rows == 1001

@@ -14,6 +14,7 @@ except through the archive's permit (:meth:`AuditLog.remove_through`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import json
 import math
@@ -77,6 +78,16 @@ class AuditEvent:
 
 
 _FIELDS = [f.name for f in dataclasses.fields(AuditEvent)]
+_CHAINED = sorted(["id", *_FIELDS])  # a new row's columns, in canonical order
+_INSERT_COLUMNS = ["id", *_FIELDS, "chain"]  # in the order AuditLog._row builds a row
+_ROWS_PER_INSERT = 400  # x 24 columns: well under SQLite's 32766 bound parameters
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    one = f"({', '.join('?' * len(_INSERT_COLUMNS))})"
+    # Only our own column names go into the string.
+    return f"INSERT INTO audit ({', '.join(_INSERT_COLUMNS)}) VALUES {', '.join([one] * rows)}"  # noqa: S608
 
 
 def os_user() -> str:
@@ -99,7 +110,7 @@ class AuditLog:
     def __init__(self, db: sqlite_utils.Database, key: bytes) -> None:
         self.db = db
         self.keys = AuditKeys(key)
-        self._kinds: dict[str, str] | None = None
+        self._kinds: list[tuple[str, str]] | None = None
 
     def __repr__(self) -> str:
         return "AuditLog(<key redacted>)"
@@ -118,25 +129,32 @@ class AuditLog:
         if not events:
             return
         head = self._require_head()
-        (max_id,) = self.db.execute("SELECT max(id) FROM audit").fetchone()
-        # Never reuse an id, even one an attacker removed from the end: the gap then shows.
-        next_id = max(head.last_id, max_id or 0)
+        # Ids follow the head, not the table: an id removed from the end is never reused (the
+        # gap shows), and a row someone added after the head makes this insert fail, loudly.
+        next_id = head.last_id
         prev = head.last_chain
-        rows = []
+        values: list[object] = []
         for event in events:
             next_id += 1
             row = self._row(event, next_id)
-            prev = row["chain"] = self.keys.chain(prev, row)
-            rows.append(row)
-        columns = list(rows[0])
-        self.db.conn.executemany(
-            # Only our own column names go into the string.
-            f"INSERT INTO audit ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join('?' * len(columns))})",
-            [[r[c] for c in columns] for r in rows],
-        )
+            prev = row["chain"] = self.keys.chain(prev, row, _CHAINED)
+            values.extend(row.values())
+        # One multi-row INSERT, not executemany: the writer thread then gives up and waits
+        # for the GIL once per batch instead of once per row (measured under load).
+        width = len(_INSERT_COLUMNS)
+        try:
+            for start in range(0, len(events), _ROWS_PER_INSERT):
+                chunk = values[start * width : (start + _ROWS_PER_INSERT) * width]
+                self.db.conn.execute(_insert_sql(len(chunk) // width), chunk)
+        except sqlite3.IntegrityError as e:
+            raise AuditUnavailable(
+                f"the audit trail has a row after its head's last row {head.last_id} that SEKS "
+                "did not write: run `seks audit verify`"
+            ) from e
         self._write_head(
-            dataclasses.replace(head, rows=head.rows + len(rows), last_id=next_id, last_chain=prev)
+            dataclasses.replace(
+                head, rows=head.rows + len(events), last_id=next_id, last_chain=prev
+            )
         )
 
     def record(self, event: AuditEvent) -> None:
@@ -246,17 +264,28 @@ class AuditLog:
     def _row(self, event: AuditEvent, row_id: int) -> dict[str, object]:
         """The row as SQLite will store and return it, so its chain value can be checked from
         what is read back: numbers by the column's type, empty text as NULL."""
-        kinds = self._column_kinds()
         row: dict[str, object] = {"id": row_id}
-        for name in _FIELDS:
-            row[name] = _stored(getattr(event, name), kinds.get(name, "TEXT"), name)
+        # The proxy's writer runs this for every row: plain text and whole numbers, the usual
+        # values, skip the general conversion (measured: half the cost of chaining a row).
+        for name, kind in self._column_kinds():
+            value = getattr(event, name)
+            if value is None or value == "":
+                row[name] = None
+            elif (kind == "TEXT" and type(value) is str and value.isascii()) or (
+                kind == "INTEGER" and type(value) is int
+            ):
+                row[name] = value
+            else:
+                row[name] = _stored(value, kind, name)
         return row
 
-    def _column_kinds(self) -> dict[str, str]:
+    def _column_kinds(self) -> list[tuple[str, str]]:
+        """Each field of AuditEvent with its column's declared type, read once."""
         if self._kinds is None:
-            self._kinds = {
+            declared = {
                 r[1]: str(r[2]).upper() for r in self.db.execute("PRAGMA table_info(audit)")
             }
+            self._kinds = [(name, declared.get(name, "TEXT")) for name in _FIELDS]
         return self._kinds
 
 
