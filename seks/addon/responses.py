@@ -113,10 +113,19 @@ class _StreamBody:
 
     scrubber: StreamScrubber
     decode: Callable[[bytes], bytes] | None
+    broken: bool = False  # the body stopped decoding: nothing more is passed on
 
     def __call__(self, chunk: bytes) -> bytes | list[bytes]:
+        if self.broken:
+            return []
         if chunk:
-            data = self.decode(chunk) if self.decode else chunk
+            try:
+                data = self.decode(chunk) if self.decode else chunk
+            except (zlib.error, brotli.error, zstandard.ZstdError):
+                # Headers are gone already: the agent sees a cut body, never raw bytes.
+                self.broken = True
+                log.warning("SEKS: a compressed response stopped decoding; the rest is dropped")
+                return []
             out = self.scrubber.feed(data)
             return out if out else []  # b"" would end an HTTP/1.1 chunked body (notes)
         if not _at_end_of_message():
@@ -151,7 +160,21 @@ class ScrubPlan:
     def scrub_buffered_body(self, response: http.Response) -> None:
         if self.streamed is not None or self.refused is not None or not response.raw_content:
             return
-        response.decode(strict=False)  # the encoding was checked at the headers
+        encoding = response.headers.get("content-encoding", "identity")
+        try:
+            # Strict: a body that fails to decode would otherwise go on raw, its compressed
+            # bytes unscanned (and a lenient decompressor on the agent's side recovers them).
+            response.decode(strict=True)
+        except ValueError:
+            self.refused = UpstreamError(
+                f"the upstream's {encoding} body could not be decoded, so it cannot be scanned"
+            )
+            response.headers.pop("content-encoding", None)
+            response.status_code = self.refused.status
+            response.reason = "Bad Gateway"
+            response.headers["content-type"] = "application/json"
+            response.content = agent_error_body(self.refused)
+            return
         body, counts = scrub(self.matcher, response.content or b"")
         if counts:
             response.content = body
@@ -281,6 +304,18 @@ class ResponseScrubber:
         self._audit(flow, plan.token, plan.finish())
         if plan.refused is not None:
             log.warning("SEKS: %s", plan.refused)
+            # Said apart from request.completed, so a reviewer can tell it from the upstream's
+            # own 502.
+            row = audit_event(
+                flow,
+                "response.refused",
+                plan.token,
+                decision="deny",
+                reason=plan.refused.reason,
+                status=plan.refused.status,
+            )
+            detail = json.dumps({"message": str(plan.refused)})
+            self.seks.submit(dataclasses.replace(row, detail=detail))
 
     def error(self, flow: http.HTTPFlow) -> None:
         plan = self._plans.pop(flow.id, None)
