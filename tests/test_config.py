@@ -391,3 +391,9 @@ def test_bad_durations_name_the_key(key: str, value: object, problem: str) -> No
     with pytest.raises(ConfigError) as e:
         parse({key: value})
     assert str(e.value).startswith(problem)
+
+
+def test_the_example_config_documents_the_defaults() -> None:
+    # config.example.yaml shows every option with its default: loading it changes nothing.
+    example = Path(__file__).parents[1] / "config.example.yaml"
+    assert load(example) == Config()

@@ -370,7 +370,7 @@ def test_other_traffic_flows_while_a_request_waits(proxy: Proxy, sensitive: str)
     assert held.request.headers["authorization"] == f"Bearer {proxy.canary.openai}"
 
 
-def test_a_request_whose_client_went_away_stops_waiting(proxy: Proxy, sensitive: str) -> None:
+def test_a_held_request_the_proxy_drops_stops_waiting(proxy: Proxy, sensitive: str) -> None:
     before = proxy.last_audit_id()
     manager = proxy.tctx.master.addons
 
@@ -389,3 +389,31 @@ def test_a_request_whose_client_went_away_stops_waiting(proxy: Proxy, sensitive:
     approval_id = proxy.tctx.master.event_loop.run_until_complete(scenario())
     assert approvals.states(proxy.vault.db, [approval_id]) == {approval_id: "expired"}
     assert ("approval.expired", "client_gone") in events(proxy, before, 2)
+
+
+def test_a_held_request_whose_client_hung_up_goes_no_further(proxy: Proxy, sensitive: str) -> None:
+    # mitmproxy does not cancel the hook when the client disconnects; the addon hears of it
+    # from client_disconnected, and a later approval must not send the request anyway.
+    before = proxy.last_audit_id()
+    manager = proxy.tctx.master.addons
+    flow = with_token(sensitive)
+
+    async def scenario() -> None:
+        waiting = asyncio.create_task(
+            manager.invoke_addon(proxy.addon, HttpRequestHeadersHook(flow))
+        )
+        while not approvals.list_pending(proxy.vault.db):
+            await asyncio.sleep(0.01)
+        proxy.addon.client_disconnected(flow.client_conn)
+        await waiting
+
+    proxy.tctx.master.event_loop.run_until_complete(scenario())
+
+    assert refusal(flow) == (403, "seks_approval_denied")
+    assert flow.request.headers["authorization"] == f"Bearer {sensitive}"  # nothing injected
+    assert approvals.list_pending(proxy.vault.db) == []
+    assert events(proxy, before, 3) == [
+        ("approval.requested", "approval_required"),
+        ("approval.expired", "client_gone"),
+        ("request.denied", "approval_expired"),
+    ]

@@ -24,6 +24,7 @@ log = logging.getLogger("seks")
 # second while something waits cost nothing measurable.
 POLL_INTERVAL_S = 0.25
 STOPPED = "stopped"  # the proxy is shutting down
+CLIENT_GONE = "client_gone"  # the agent hung up: nobody would get the answer
 
 
 class ApprovalDesk:
@@ -36,7 +37,7 @@ class ApprovalDesk:
 
     async def wait(self, approval_id: str, deadline: float) -> str:
         """The approval's state once it is no longer pending: granted, denied, or expired at
-        ``deadline`` (epoch seconds); ``stopped`` if the proxy stops meanwhile.
+        ``deadline`` (epoch seconds); ``stopped`` or ``client_gone`` when :meth:`release`d.
 
         No task of its own: each waiter wakes every interval, and whichever wakes first reads
         the states of all that wait, in one query, for all of them."""
@@ -77,10 +78,15 @@ class ApprovalDesk:
     def waiting(self) -> list[str]:
         return list(self._waiting)
 
+    def release(self, approval_id: str, state: str) -> None:
+        """End one wait now with ``state``."""
+        future = self._waiting.get(approval_id)
+        if future is not None and not future.done():
+            future.set_result(state)
+
     def stop(self) -> list[str]:
         """Release every waiter with ``stopped``; returns their approval ids."""
         ids = list(self._waiting)
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_result(STOPPED)
+        for approval_id in ids:
+            self.release(approval_id, STOPPED)
         return ids

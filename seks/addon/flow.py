@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.addonmanager import Loader
 
 from seks.addon.gate import TokenGate
@@ -128,6 +128,9 @@ class SeksAddon:
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         self._gate.remember_connect(flow)  # Proxy-Authorization names the tunnel's agent
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self._gate.client_gone(client)  # its requests held for approval stop waiting
 
     def done(self) -> None:
         # Requests still in flight get their fake token back before addons after us (save)

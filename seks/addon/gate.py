@@ -31,7 +31,7 @@ from typing import Any
 
 from mitmproxy import connection, http
 
-from seks.addon.approval_desk import STOPPED, ApprovalDesk
+from seks.addon.approval_desk import CLIENT_GONE, STOPPED, ApprovalDesk
 from seks.addon.records import audit_event, client_ip, requested_host, safe_path
 from seks.config import Config
 from seks.errors import (
@@ -43,13 +43,14 @@ from seks.errors import (
     ProxyAuthRequired,
     RateLimited,
     ScopeNotAllowed,
+    VaultUnavailable,
 )
 from seks.limits import RateWindow, format_duration, ip_allowed, parse_rate, scope_allows
 from seks.store import approvals, proxy_auth
 from seks.store.approvals import GRANTED, Approval
 from seks.store.audit_writer import AuditWriter
 from seks.store.gate_store import GateStore
-from seks.store.vault import TokenInfo, Vault
+from seks.store.vault import DEFAULT_TENANT, TokenInfo, Vault
 
 __all__ = ["ProxyCredential", "TokenGate", "parse_proxy_authorization"]
 
@@ -105,6 +106,7 @@ class TokenGate:
         self._desk: ApprovalDesk | None = None
         self._config = Config()
         self._background: set[asyncio.Task[Any]] = set()
+        self._held: dict[str, connection.Client] = {}  # approval id → whose request waits
 
     def open(self, vault: Vault, vault_path: Path, config: Config) -> None:
         self.close()
@@ -125,6 +127,14 @@ class TokenGate:
         credential = _take_credential(flow)
         if credential is not None:
             self._connections[flow.client_conn] = credential
+
+    def client_gone(self, client: connection.Client) -> None:
+        """The client hung up: its held requests stop waiting. (mitmproxy does not cancel a
+        hook when its client goes away; without this a later approval would send a request
+        nobody waits for.)"""
+        for approval_id, holder in list(self._held.items()):
+            if holder is client and self._desk is not None:
+                self._desk.release(approval_id, CLIENT_GONE)
 
     def credential_for(self, flow: http.HTTPFlow) -> ProxyCredential | None:
         """A plain-HTTP request's own credentials, else its connection's (removing the header
@@ -247,21 +257,33 @@ class TokenGate:
             )
         )
         await self._store.open_request(approval)
+        ref = (
+            approval.id
+            if info.tenant == DEFAULT_TENANT
+            else f"{approval.id} --tenant {info.tenant}"
+        )
         log.info(
-            "SEKS: %s %s %s%s waits for approval: seks approve %s (or seks deny %s)",
+            "SEKS: %s %s %s%s waits for approval: seks approve %s (or seks deny)",
             info.agent,
             approval.method,
             approval.host,
             approval.path,
-            approval.id,
-            approval.id,
+            ref,
         )
+        self._held[approval.id] = flow.client_conn
         try:
             state = await self._desk.wait(approval.id, approval.expires_at)
         except asyncio.CancelledError:
-            # The client went away (or the proxy stops): nobody should be asked any more.
+            # The proxy stops (or mitmproxy dropped the flow): nobody should be asked any more.
             self._spawn(self._abandon(approval, audit))
             raise
+        finally:
+            self._held.pop(approval.id, None)
+        if state == CLIENT_GONE:
+            await self._abandon(approval, audit)
+            raise ApprovalExpired(
+                f"the client went away before a decision ({approval.id})", token=info
+            )
         if state == GRANTED:
             return
         if state == approvals.DENIED:
@@ -277,9 +299,16 @@ class TokenGate:
         raise ApprovalExpired(f"the proxy stopped before approval ({approval.id})", token=info)
 
     async def _abandon(self, approval: Approval, audit: AuditWriter) -> None:
+        """Expire a request nobody waits for; a decision that came first stands in the row,
+        but the request goes no further either way."""
         if self._store is None:
             return
-        if await self._store.expire(approval.id, time.time()) == approvals.EXPIRED:
+        try:
+            state = await self._store.expire(approval.id, time.time())
+        except VaultUnavailable as e:
+            log.warning("SEKS: %s; %s expires by its deadline", e, approval.id)
+            return
+        if state == approvals.EXPIRED:
             audit.submit(approval.event("approval.expired", decision="deny", reason="client_gone"))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -37,9 +37,9 @@ def ops(seks, canaries) -> None:
     seks.run("agent", "create", OPS_AGENT, "--tenant", TENANT)
 
 
-def ops_token(seks) -> str:
+def ops_token(seks, agent: str = OPS_AGENT) -> str:
     return seks.run(
-        "token", "issue", "--agent", OPS_AGENT, "--provider", "openai", "--tenant", TENANT
+        "token", "issue", "--agent", agent, "--provider", "openai", "--tenant", TENANT
     ).stdout.strip()
 
 
@@ -158,7 +158,9 @@ def test_an_unanswered_request_is_refused_after_approval_timeout(
 def test_an_approval_for_a_window_lets_the_agents_next_requests_through(
     seks, proxy, ops, agent_env, openai_upstream
 ):
-    token = ops_token(seks)
+    # An agent of its own: the window must not let other tests' requests through.
+    seks.run("agent", "create", "ops-window-bot", "--tenant", TENANT)
+    token = ops_token(seks, "ops-window-bot")
     held = start_held(token, agent_env)
     (pending,) = wait_for_pending(seks, tenant=TENANT)
     seks.run("approve", pending["id"], "--for", "5m", "--tenant", TENANT)
@@ -175,3 +177,24 @@ def test_an_approval_for_a_window_lets_the_agents_next_requests_through(
         pending["id"],
     )
     assert audit_rows(seks, last, "approval.requested", timeout=0) == []
+
+
+def test_a_client_that_gives_up_leaves_nothing_to_approve(
+    seks, proxy, ops, agent_env, openai_upstream
+):
+    token = ops_token(seks)
+    last = last_audit_id(seks)
+    # curl gives up after 3 s; the proxy hears the connection close.
+    gives_up = start_held(token, agent_env, "--max-time", "3")
+    (pending,) = wait_for_pending(seks, tenant=TENANT)
+    gives_up.communicate(timeout=30)
+    assert gives_up.returncode == 28  # curl: operation timed out
+
+    rows = events_since(seks, last, "approval.requested", "approval.expired")
+    late = seks.run("approve", pending["id"], "--tenant", TENANT, check=False)
+
+    assert rows[1]["reason"] == "client_gone"
+    assert pending_approvals(seks, tenant=TENANT) == []
+    assert late.returncode == 1
+    assert "is expired" in late.stderr
+    assert openai_upstream.requests == []
