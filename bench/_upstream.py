@@ -1,4 +1,4 @@
-"""A small, fast HTTPS upstream for the overhead benchmark.
+"""A small, fast HTTPS upstream for the benchmarks (bench/overhead.py, bench/scrub.py).
 
 Run as its own process so that its CPU does not count against the benchmark driver:
 
@@ -10,16 +10,27 @@ over HTTP/1.1 keep-alive with Content-Length. A request whose ``Authorization`` 
 ``Bearer <expect-key>`` gets 401, so a 200 proves the proxy injected the real key. Anything
 else gets 404. It is a bare asyncio protocol, not http.server: the point is to stay far below
 the proxies' cost per request.
+
+``GET /v1/stream?n=N&interval_ms=MS&echo=K`` (same key check) answers ``text/event-stream``
+in chunked framing: N OpenAI-like ``chat.completion.chunk`` events, one every MS milliseconds
+(the first MS after the headers, on a fixed schedule so that delays do not add up), then
+``data: [DONE]``. Each event carries ``"i"`` (its index) and ``"t"``, the server's
+``time.monotonic()`` right before the write; CLOCK_MONOTONIC is shared by the processes of
+one Linux machine, so a client's arrival time minus ``t`` is the event's delay. Event K
+(if ``0 <= K < N``) also carries the real key, raw and base64-encoded, for a proxy to scrub.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import signal
 import ssl
 import sys
+import time
+from urllib.parse import parse_qs
 
 MODELS_BODY = json.dumps(
     {
@@ -49,6 +60,37 @@ RESP_401 = _response("401 Unauthorized", b'{"error":{"type":"invalid_api_key"}}'
 RESP_404 = _response("404 Not Found", b'{"error":{"type":"not_found"}}')
 RESP_400 = _response("400 Bad Request", b'{"error":{"type":"bad_request"}}')
 MAX_HEAD = 64 * 1024
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: text/event-stream\r\n"
+    b"Cache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n"
+    b"Connection: keep-alive\r\n"
+    b"\r\n"
+)
+MAX_STREAM_EVENTS = 100_000
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def sse_event(i: int, sent: float, echo: bytes | None = None) -> bytes:
+    """One ~250-byte event shaped like OpenAI's streamed chat completion chunks."""
+    doc: dict[str, object] = {
+        "id": "chatcmpl-bench0123456789abcdefABCDEF",
+        "object": "chat.completion.chunk",
+        "created": 1731000000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_0ba0d124f1",
+        "choices": [{"index": 0, "delta": {"content": f" token{i}"}, "finish_reason": None}],
+        "i": i,
+        "t": round(sent, 6),
+    }
+    if echo is not None:
+        doc["echo"] = echo.decode()
+        doc["echo_b64"] = base64.b64encode(echo).decode()
+    return b"data: " + json.dumps(doc, separators=(",", ":")).encode() + b"\n\n"
 
 
 class _Http11(asyncio.Protocol):
@@ -59,6 +101,11 @@ class _Http11(asyncio.Protocol):
         self.buf = b""
         self.skip = 0
         self.transport: asyncio.Transport | None = None
+        self.streaming: asyncio.Task[None] | None = None  # an SSE answer being sent
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.streaming is not None:
+            self.streaming.cancel()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -67,8 +114,14 @@ class _Http11(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
         self.buf += data
+        if self.streaming is None:
+            self._process()
+
+    def _process(self) -> None:
+        """Answer every complete request in the buffer, in order; stop at a stream."""
+        assert self.transport is not None
         out = []
-        while True:
+        while self.streaming is None:
             if self.skip:
                 n = min(self.skip, len(self.buf))
                 self.buf = self.buf[n:]
@@ -88,6 +141,7 @@ class _Http11(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
     def _handle(self, head: bytes) -> bytes:
+        """The answer to one request; b"" if a stream task now sends it."""
         lines = head.split(b"\r\n")
         parts = lines[0].split(b" ")
         headers = {}
@@ -95,11 +149,39 @@ class _Http11(asyncio.Protocol):
             name, _, value = line.partition(b":")
             headers[name.strip().lower()] = value.strip()
         self.skip = int(headers.get(b"content-length", b"0") or 0)
-        if len(parts) != 3 or parts[0] != b"GET" or parts[1].split(b"?")[0] != b"/v1/models":
+        path, _, query = parts[1].partition(b"?") if len(parts) == 3 else (b"", b"", b"")
+        if parts[0] != b"GET" or path not in (b"/v1/models", b"/v1/stream"):
             return RESP_404
         if headers.get(b"authorization") != self.auth:
             return RESP_401
-        return RESP_OK
+        if path == b"/v1/models":
+            return RESP_OK
+        try:
+            q = {k: int(v[0]) for k, v in parse_qs(query.decode()).items()}
+        except ValueError:
+            return RESP_400
+        n = q.get("n", 10)
+        if not 0 < n <= MAX_STREAM_EVENTS:
+            return RESP_400
+        echo_at = q.get("echo", -1)
+        self.streaming = asyncio.ensure_future(self._stream(n, q.get("interval_ms", 20), echo_at))
+        return b""
+
+    async def _stream(self, n: int, interval_ms: int, echo_at: int) -> None:
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        echo = self.auth.removeprefix(b"Bearer ")
+        self.transport.write(STREAM_HEAD)
+        start = loop.time()  # the loop's clock is time.monotonic()
+        for i in range(n):
+            await asyncio.sleep(max(0.0, start + (i + 1) * interval_ms / 1000 - loop.time()))
+            if self.transport.is_closing():
+                return
+            sent = time.monotonic()
+            self.transport.write(_chunk(sse_event(i, sent, echo if i == echo_at else None)))
+        self.transport.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        self.streaming = None
+        self._process()  # requests that arrived meanwhile
 
 
 async def serve(cert: str, key: str, expect_key: str, port: int) -> None:

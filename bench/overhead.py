@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -208,7 +209,10 @@ def start_upstream(workdir: Path, cert: Path, key: Path, real_key: str) -> tuple
     return svc, int(line.rsplit(":", 1)[1])
 
 
-def start_mitmdump(name: str, mitmdump: str, workdir: Path, upstream_ca: Path) -> Target:
+def start_mitmdump(
+    name: str, mitmdump: str, workdir: Path, upstream_ca: Path, extra: Sequence[str] = ()
+) -> Target:
+    """A bare mitmdump; ``extra`` arguments are appended to its command line."""
     confdir = workdir / f"{name}-confdir"
     confdir.mkdir()
     port = free_port()
@@ -225,6 +229,7 @@ def start_mitmdump(name: str, mitmdump: str, workdir: Path, upstream_ca: Path) -
         "connection_strategy=lazy",
         "--set",
         f"ssl_verify_upstream_trusted_ca={upstream_ca}",
+        *extra,
     ]
     svc = start_service(name, argv, workdir)
     ca = confdir / "mitmproxy-ca-cert.pem"
