@@ -160,8 +160,14 @@ class Matcher:
         return len(data)
 
 
-def _trailing_backslashes(data: bytes) -> int:
-    return len(data) - len(data.rstrip(b"\\"))
+def _trailing_backslashes(data: bytes, end: int | None = None) -> int:
+    """How many backslashes end ``data[:end]``, counted in place (no copy of the body)."""
+    i = len(data) if end is None else end
+    n = 0
+    while i > 0 and data[i - 1] == 0x5C:  # "\\"
+        i -= 1
+        n += 1
+    return n
 
 
 def _mask_spans(
@@ -184,7 +190,7 @@ def _mask_spans(
             i += 1
         if start < pos:  # wholly inside an earlier merged span
             continue
-        run = _trailing_backslashes(data[:start])
+        run = _trailing_backslashes(data, start)
         escaped = run % 2 == 1 if run < start else (run + escaped_before) % 2 == 1
         out += data[pos:start] + pattern.mask(end - start, escaped)
         pos = end
