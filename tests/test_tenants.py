@@ -130,3 +130,18 @@ def test_the_default_tenant_and_unknown_ones_cannot_be_removed(
 ) -> None:
     with pytest.raises(error):
         remove_tenant(vault, name, force=True)
+
+
+def test_messages_about_another_tenant_name_it_and_the_flag_to_use(
+    vault: Vault, canary: str
+) -> None:
+    vault.create_tenant("acme")
+    with pytest.raises(NotFound) as e:
+        vault.issue_token("ghost", "openai", tenant="acme")
+    assert str(e.value) == (
+        "no agent 'ghost' in tenant 'acme': create it with `seks agent create ghost --tenant acme`"
+    )
+    vault.create_agent("bot", tenant="acme")
+    vault.add_secret("k", "openai", canary)  # in the default tenant: not acme's
+    with pytest.raises(NotFound, match=r"in tenant 'acme'.*--provider openai --tenant acme"):
+        vault.issue_token("bot", "openai", tenant="acme")

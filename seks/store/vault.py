@@ -40,6 +40,15 @@ def check_approval(approval: str) -> str:
     return approval
 
 
+def _in(tenant: str) -> str:
+    """Where, in a message: only a tenant other than the default is named."""
+    return "" if tenant == DEFAULT_TENANT else f" in tenant {tenant!r}"
+
+
+def _flag(tenant: str) -> str:
+    return "" if tenant == DEFAULT_TENANT else f" --tenant {tenant}"
+
+
 def check_name(kind: str, name: str) -> str:
     if not NAME_RE.fullmatch(name):
         raise ConfigError(
@@ -461,7 +470,10 @@ class Vault:
         minted = []
         with write_tx(self.db):
             if not self._agent_exists(tenant, agent):
-                raise NotFound(f"no agent {agent!r}: create it with `seks agent create {agent}`")
+                raise NotFound(
+                    f"no agent {agent!r}{_in(tenant)}: "
+                    f"create it with `seks agent create {agent}{_flag(tenant)}`"
+                )
             for provider, secret_name in wanted:
                 secret = self._secret_for(tenant, provider, secret_name)
                 token = tokens.mint(provider)
@@ -501,8 +513,8 @@ class Vault:
         names = [s.name for s in self.list_secrets(tenant=tenant) if s.provider == provider]
         if not names:
             raise NotFound(
-                f"no secret for provider {provider!r}: "
-                f"add one with `seks secret add NAME --provider {provider}`"
+                f"no secret for provider {provider!r}{_in(tenant)}: "
+                f"add one with `seks secret add NAME --provider {provider}{_flag(tenant)}`"
             )
         if len(names) > 1:
             raise ConfigError(
