@@ -9,6 +9,7 @@ with real clients are in ``tests/e2e``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -986,3 +987,99 @@ def test_shutdown_puts_the_fake_token_back_into_requests_in_flight(proxy: Proxy)
     assert send_request(proxy, flow) is not None  # sent; no response yet
     proxy.addon.done()
     assert flow.request.headers["authorization"] == f"Bearer {token}"
+
+
+# -- credentials in the query, the path and Basic auth ------------------------------------------
+
+
+def _secret(proxy: Proxy, provider: str, value: str) -> str:
+    proxy.vault.add_secret(f"{provider}-key", provider, value)
+    return proxy.token(provider)
+
+
+def test_gemini_query_key_is_swapped_and_the_url_put_back(proxy: Proxy, canary: str) -> None:
+    token = _secret(proxy, "gemini", "AIza/canary+" + canary)
+    host = "generativelanguage.googleapis.com"
+    path = f"/v1/models/m:generateContent?alt=sse&key={token}"
+    flow = make_flow(host, path=path)
+    proxy.run(HttpRequestHeadersHook(flow))
+    assert flow.response is None
+    real = f"AIza%2Fcanary%2B{canary}"
+    assert flow.request.path == f"/v1/models/m:generateContent?alt=sse&key={real}"
+    finish(proxy, flow)
+    assert flow.request.path == path
+    audit = repr(proxy.audit_since(0, expect=2))
+    assert canary not in audit and token not in audit and "alt=sse" not in audit
+
+
+def test_telegram_token_in_the_path_is_swapped_and_put_back(proxy: Proxy) -> None:
+    real = "123456789:AAF-canary_" + secrets.token_hex(8)
+    token = _secret(proxy, "telegram", real)
+    flow = make_flow("api.telegram.org", path=f"/bot{token}/getMe?x=1")
+    sent = send_request(proxy, flow)
+    assert sent is not None
+    assert flow.request.path == f"/bot{real}/getMe?x=1"
+    fail_upstream(proxy, flow)
+    assert flow.request.path == f"/bot{token}/getMe?x=1"
+    assert real not in repr(flow.get_state())
+    assert real not in repr(proxy.audit_since(0, expect=2))
+
+
+def test_git_basic_credentials_carry_the_real_token_as_password(proxy: Proxy) -> None:
+    token = proxy.token("github")
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    flow = make_flow("github.com", [("Authorization", f"Basic {basic}")], path="/o/r.git/info/refs")
+    sent = send_request(proxy, flow)
+    assert sent is not None
+    user_pass = base64.b64decode(sent.headers["authorization"].split()[1]).decode()
+    assert user_pass == f"x-access-token:{proxy.canary.github}"
+    finish(proxy, flow)
+    assert flow.request.headers["authorization"] == f"Basic {basic}"
+    assert_nothing_leaks(proxy, flow)
+
+
+@pytest.mark.parametrize(
+    ("provider", "host", "headers", "path"),
+    [
+        ("gemini", "generativelanguage.googleapis.com", [], "/v1/models?api_key={t}"),
+        ("gemini", "generativelanguage.googleapis.com", [], "/v1/{t}/models"),
+        ("telegram", "api.telegram.org", [], "/bot/{t}/getMe"),
+        ("telegram", "api.telegram.org", [], "/getMe?token={t}"),
+        ("telegram", "api.telegram.org", [("authorization", "Bearer {t}")], "/getMe"),
+        ("github", "github.com", [("authorization", "Basic {b:{t}:x}")], "/o/r.git"),
+        ("openai", "api.openai.com", [("authorization", "Basic {b:u:{t}}")], "/v1/models"),
+        ("discord", "discord.com", [("authorization", "Bearer {t}")], "/api/v10/users/@me"),
+    ],
+)
+def test_tokens_outside_a_provider_s_places_are_refused(
+    proxy: Proxy, provider: str, host: str, headers: list[tuple[str, str]], path: str
+) -> None:
+    token = (
+        _secret(proxy, provider, "real-" + secrets.token_hex(8))
+        if provider
+        in (
+            "gemini",
+            "telegram",
+            "discord",
+        )
+        else proxy.token(provider)
+    )
+
+    def fill(text: str) -> str:
+        text = text.replace("{t}", token)
+        if text.startswith("Basic {b:"):
+            text = "Basic " + base64.b64encode(text[9:-1].encode()).decode()
+        return text
+
+    flow = make_flow(host, [(n, fill(v)) for n, v in headers], path=fill(path))
+    assert roundtrip(proxy, flow) is None
+    assert refusal(flow) == (403, "seks_token_misplaced")
+
+
+def test_discord_token_goes_only_to_paths_under_api(proxy: Proxy) -> None:
+    token = _secret(proxy, "discord", "real-" + secrets.token_hex(8))
+    flow = make_flow("discord.com", [("authorization", f"Bot {token}")], path="/apix/users")
+    assert roundtrip(proxy, flow) is None
+    assert refusal(flow) == (403, "seks_host_not_allowed")
+    flow = make_flow("discord.com", [("authorization", f"Bot {token}")], path="/api/v10/users")
+    assert roundtrip(proxy, flow) is not None

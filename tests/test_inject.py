@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from seks.addon.inject import FoundToken, credential_value, find_tokens, require_place
+from seks.addon.inject import (
+    FoundToken,
+    basic_credentials,
+    credential_value,
+    find_tokens,
+    injected_target,
+    require_place,
+)
 from seks.addon.providers import BUILTIN, CredentialPlace
 from seks.errors import TokenMisplaced
 from seks.store import Secret
@@ -23,10 +32,10 @@ def test_token_in_a_header_is_found_with_its_header_and_whole_value() -> None:
     assert found == [FoundToken(token, "Authorization", f"Bearer {token}")]
 
 
-def test_token_in_the_url_is_found_with_no_header() -> None:
+def test_token_in_the_query_is_found_with_its_parameter() -> None:
     token = mint("openai")
     url = f"/v1/models?key={token}&x=1"
-    assert find_tokens([], url) == [FoundToken(token, None, url)]
+    assert find_tokens([], url) == [FoundToken(token, None, token, "query", "key")]
 
 
 def test_token_in_the_path_is_found() -> None:
@@ -96,8 +105,8 @@ def test_a_token_in_its_place_gives_that_place() -> None:
         ([("X-Debug", "Bearer {t}")], "/", "the X-Debug header"),
         ([("authorization", "{t}")], "/", "the authorization header"),
         ([("authorization", "Bearer {t} please")], "/", "the authorization header"),
-        ([], "/v1?api_key={t}", "the URL"),
-        ([], "/v1/{t}/models", "the URL"),
+        ([], "/v1?api_key={t}", "the query parameter 'api_key'"),
+        ([], "/v1/{t}/models", "the URL path"),
     ],
 )
 def test_a_misplaced_token_is_refused_naming_where_it_was_and_where_it_belongs(
@@ -135,3 +144,68 @@ def test_credential_value_carries_the_scheme_of_the_place(canary: str) -> None:
 
 def test_credential_value_of_a_bare_place_is_the_secret_itself(canary: str) -> None:
     assert credential_value(CredentialPlace("x-api-key"), Secret("k", "a", 1, canary)) == canary
+
+
+# -- query, path and Basic places -----------------------------------------------------------------
+
+GEMINI = BUILTIN["gemini"]
+TELEGRAM = BUILTIN["telegram"]
+GITHUB = BUILTIN["github"]
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_a_token_inside_basic_credentials_is_found_and_placed() -> None:
+    token = mint("github")
+    (found,) = find_tokens([("Authorization", _basic("x-access-token", token))], "/o/r.git")
+    assert (found.token, found.where) == (token, "basic")
+    assert require_place(GITHUB, found).kind == "basic"
+
+
+def test_a_token_as_the_basic_user_is_refused() -> None:
+    token = mint("github")
+    (found,) = find_tokens([("Authorization", _basic(token, "x"))], "/")
+    with pytest.raises(TokenMisplaced, match="Basic credentials of the Authorization header"):
+        require_place(GITHUB, found)
+
+
+def test_basic_injection_keeps_the_user(canary: str) -> None:
+    token = mint("github")
+    (found,) = find_tokens([("authorization", _basic("x-access-token", token))], "/")
+    value = credential_value(require_place(GITHUB, found), Secret("k", "github", 1, canary), found)
+    assert value == _basic("x-access-token", canary)
+
+
+@pytest.mark.parametrize("value", ["Basic", "Basic !!!", "Basic " + "w4g=", "Bearer abc"])
+def test_values_that_are_not_basic_credentials(value: str) -> None:
+    assert basic_credentials(value) is None
+
+
+def test_gemini_query_key_is_placed_and_injected_percent_encoded() -> None:
+    token = mint("gemini")
+    target = f"/v1/models?alt=sse&key={token}&x=%20"
+    (found,) = find_tokens([], target)
+    place = require_place(GEMINI, found)
+    real = injected_target(target, found, place, Secret("k", "gemini", 1, "a/b+c&d"))
+    assert real == "/v1/models?alt=sse&key=a%2Fb%2Bc%26d&x=%20"
+
+
+def test_telegram_path_token_is_placed_and_injected() -> None:
+    token = mint("telegram")
+    target = f"/bot{token}/sendMessage?chat_id=1"
+    (found,) = find_tokens([], target)
+    place = require_place(TELEGRAM, found)
+    secret = Secret("k", "telegram", 1, "123:AA-b_c")
+    assert injected_target(target, found, place, secret) == "/bot123:AA-b_c/sendMessage?chat_id=1"
+
+
+@pytest.mark.parametrize(
+    "target", ["/bot/{t}/getMe", "/x{t}/getMe", "/getMe?bot={t}", "/bot{t}.x/getMe"]
+)
+def test_telegram_token_anywhere_else_in_the_url_is_refused(target: str) -> None:
+    token = mint("telegram")
+    (found,) = find_tokens([], target.format(t=token))
+    with pytest.raises(TokenMisplaced, match=r"/bot<key>"):
+        require_place(TELEGRAM, found)

@@ -161,9 +161,16 @@ def test_builtin_providers_and_their_sdk_variables() -> None:
         "openai": "OPENAI_API_KEY",
         "anthropic": "ANTHROPIC_API_KEY",
         "github": "GITHUB_TOKEN",
+        "gemini": "GEMINI_API_KEY",
+        "groq": "GROQ_API_KEY",
+        "brave": "BRAVE_API_KEY",
+        "notion": "NOTION_TOKEN",
+        "cloudflare": "CLOUDFLARE_API_TOKEN",
+        "discord": "DISCORD_BOT_TOKEN",
+        "telegram": "TELEGRAM_BOT_TOKEN",
     }
     assert OPENAI.hosts == ("api.openai.com",)
     assert ANTHROPIC.hosts == ("api.anthropic.com",)
-    assert GITHUB.hosts == ("api.github.com",)
+    assert GITHUB.hosts == ("api.github.com", "github.com")
     for p in BUILTIN.values():
-        assert all(place.header == place.header.lower() for place in p.places)
+        assert all(place.header == place.header.lower() for place in p.places if place.header)

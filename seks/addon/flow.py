@@ -19,7 +19,13 @@ from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.addonmanager import Loader
 
 from seks.addon.gate import TokenGate
-from seks.addon.inject import FoundToken, credential_value, find_tokens, require_place
+from seks.addon.inject import (
+    FoundToken,
+    credential_value,
+    find_tokens,
+    injected_target,
+    require_place,
+)
 from seks.addon.policy import check_destination
 from seks.addon.providers import BUILTIN, CredentialPlace, Provider
 from seks.addon.records import audit_event, console_line
@@ -53,15 +59,17 @@ class _Injected:
     restore: dict[str, list[str]]  # lower-case header name → its original (fake) values
     tokens: list[TokenInfo] = field(default_factory=list)
     destination: tuple[str, str, int] = ("", "", 0)  # scheme, host, port it was approved for
+    target: str | None = None  # the original (fake) path and query, when a token sat there
 
 
 def _headers_mentioning_seks(flow: http.HTTPFlow) -> list[tuple[str, str]]:
     """Only headers whose raw bytes hold "seks_": decoding every header of every request
-    showed up in profiles. Decoded as mitmproxy's Headers does."""
+    showed up in profiles. Decoded as mitmproxy's Headers does. Basic credentials are
+    base64: git puts a token there."""
     return [
         (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
         for k, v in flow.request.headers.fields
-        if b"seks_" in v
+        if b"seks_" in v or v[:6].lower() == b"basic "
     ]
 
 
@@ -253,6 +261,11 @@ class SeksAddon:
         check_destination(
             provider, flow.request.host, flow.client_conn.sni, flow.request.host_header
         )
+        if not provider.serves_path(flow.request.path):
+            raise HostNotAllowed(
+                f"a {provider.name} token may only be sent to paths under "
+                f"{', '.join(provider.paths)}"
+            )
         return require_place(provider, token)
 
     def _inject(
@@ -269,14 +282,18 @@ class SeksAddon:
         injected = _Injected(
             flow, started, {n: headers.get_all(n) for n in names}, [info for _, _, info in uses]
         )
+        if any(token.header is None for token, _, _ in uses):
+            injected.target = flow.request.path
         self._inflight[flow.id] = injected
         for token, place, info in uses:
             try:
                 secret = self.vault.reveal_secret(info.secret_name, tenant=info.tenant)  # 5
             except SeksError as e:
                 raise VaultUnavailable(f"the credential could not be read: {e}") from None
-            assert token.header is not None  # require_place refuses tokens outside headers
-            real = credential_value(place, secret)  # 6
+            if token.header is None:  # 6: in the query or the path
+                flow.request.path = injected_target(flow.request.path, token, place, secret)
+                continue
+            real = credential_value(place, secret, token)  # 6
             values = headers.get_all(token.header)
             headers.set_all(token.header, [real if v == token.value else v for v in values])
         self._route_to_upstream(flow, self.providers[uses[0][2].provider])
@@ -302,6 +319,8 @@ class SeksAddon:
         if injected is not None:
             for name, values in injected.restore.items():
                 flow.request.headers.set_all(name, values)
+            if injected.target is not None:
+                flow.request.path = injected.target
         return injected
 
     async def check_unchanged(self, flow: http.HTTPFlow) -> None:
