@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from seks.addon.custom_providers import CUSTOM_KEYS, check_env_vars, parse_custom_provider
+from seks.addon.providers import BUILTIN, Provider
 from seks.errors import ConfigError
 from seks.limits import format_duration, parse_duration
 
@@ -43,6 +45,7 @@ class Upstream:
 class ProviderSettings:
     upstream: Upstream | None = None
     upstream_ca: Path | None = None
+    custom: Provider | None = None  # a provider defined in the config, not built in
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,12 @@ class Config:
     approval_timeout: float = 300.0
     max_token_ttl: float | None = None  # None: tokens may be issued without expiry
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
+
+    @property
+    def all_providers(self) -> dict[str, Provider]:
+        """The built-in providers and the config's own."""
+        custom = {n: s.custom for n, s in self.providers.items() if s.custom is not None}
+        return {**BUILTIN, **custom}
 
     @property
     def proxy_url(self) -> str:
@@ -104,10 +113,12 @@ def _unknown_keys(data: Mapping[str, Any], known: tuple[str, ...], where: str) -
             raise ConfigError(f"{where}{k}: unknown key (known keys: {', '.join(known)})")
 
 
-def _parse_provider(name: str, value: object, base: Path | None) -> ProviderSettings:
+def _parse_provider(
+    name: str, value: object, base: Path | None, *, custom: bool = False
+) -> ProviderSettings:
     where = f"providers.{name}"
     data = _mapping(value if value is not None else {}, where)
-    _unknown_keys(data, ("upstream", "upstream_ca"), f"{where}.")
+    _unknown_keys(data, ("upstream", "upstream_ca", *(CUSTOM_KEYS if custom else ())), f"{where}.")
     upstream = (
         _parse_upstream(data["upstream"], f"{where}.upstream") if "upstream" in data else None
     )
@@ -123,7 +134,8 @@ def _parse_provider(name: str, value: object, base: Path | None) -> ProviderSett
             raise ConfigError(f"{where}.upstream_ca: no such file: {ca}")
         if upstream is None:
             raise ConfigError(f"{where}.upstream_ca: only makes sense with {where}.upstream")
-    return ProviderSettings(upstream=upstream, upstream_ca=ca)
+    provider = parse_custom_provider(name, data, where) if custom else None
+    return ProviderSettings(upstream=upstream, upstream_ca=ca, custom=provider)
 
 
 def parse_config(
@@ -172,11 +184,14 @@ def parse_config(
         )
     providers: dict[str, ProviderSettings] = {}
     for name, value in _mapping(top.get("providers") or {}, "providers").items():
-        if name not in known_providers:
+        custom = name not in known_providers
+        if custom and not (isinstance(value, Mapping) and "hosts" in value):
             raise ConfigError(
-                f"providers.{name}: unknown provider (known: {', '.join(known_providers)})"
+                f"providers.{name}: unknown provider (known: {', '.join(known_providers)}; "
+                "a custom provider needs hosts)"
             )
-        providers[name] = _parse_provider(name, value, base)
+        providers[name] = _parse_provider(str(name), value, base, custom=custom)
+    check_env_vars(BUILTIN | {n: s.custom for n, s in providers.items() if s.custom})
     return Config(
         listen_host=listen_host,
         listen_port=listen_port,

@@ -758,3 +758,57 @@ def test_no_output_in_this_module_contains_a_stored_secret() -> None:
     for text in _OUTPUTS:
         for canary in _CANARIES:
             assert canary not in text
+
+
+# -- providers --------------------------------------------------------------------------------
+
+ACME_CONFIG = """providers:
+  acme:
+    hosts: [api.acme.example]
+    place: header
+    header: X-Acme-Key
+    env: ACME_KEY
+"""
+
+
+def test_providers_list_shows_built_in_and_custom_ones(home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(ACME_CONFIG)
+    out = seks("providers", "list").output
+    assert "telegram" in out and "the path segment /bot<key>" in out
+    assert re.search(r"^acme +custom +ACME_KEY +api\.acme\.example +x-acme-key: <key>$", out, re.M)
+    listed = json.loads(seks("providers", "list", "--json").output)
+    acme = next(p for p in listed if p["name"] == "acme")
+    assert acme == {
+        "name": "acme",
+        "hosts": ["api.acme.example"],
+        "places": [
+            {
+                "kind": "header",
+                "name": "x-acme-key",
+                "scheme": None,
+                "describe": "x-acme-key: <key>",
+            }
+        ],
+        "paths": [],
+        "env": "ACME_KEY",
+        "custom": True,
+    }
+    assert {p["name"] for p in listed if not p["custom"]} >= {"openai", "gemini", "discord"}
+
+
+def test_a_custom_provider_takes_secrets_tokens_and_gets_its_env_variable(home: Path) -> None:
+    seks("init")
+    (home / "config.yaml").write_text(ACME_CONFIG)
+    seks("secret", "add", "acme-main", "--provider", "acme", input=new_canary() + "\n")
+    seks("agent", "create", "bot")
+    token = seks("token", "issue", "--agent", "bot", "--provider", "ACME").output.strip()
+    assert token.startswith("seks_acme_")
+    exports = seks("env", "--agent", "bot").output
+    assert re.search(r"^export ACME_KEY=seks_acme_\w+$", exports, re.M)
+
+
+def test_an_unknown_provider_is_a_usage_error_listing_the_known_ones(home: Path) -> None:
+    seks("init")
+    out = seks("secret", "add", "x", "--provider", "acme", input="v\n", code=2).output
+    assert "'acme' is not a provider: one of anthropic, brave" in out

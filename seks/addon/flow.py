@@ -114,13 +114,14 @@ class SeksAddon:
         try:
             self.config = load_config(
                 config_path or the_home.config_path,
-                known_providers=tuple(self.providers),
+                known_providers=tuple(BUILTIN),
                 required=config_path is not None,
             )
             vault = Vault.open(the_home.vault_path, the_home.master_key())
         except SeksError as e:
             raise exceptions.OptionsError(f"SEKS: {e}") from None
         self._close()
+        self.providers = self.config.all_providers
         self.vault = vault
         self._vault_path = the_home.vault_path
         self._gate.open(vault, the_home.vault_path, self.config)

@@ -43,9 +43,19 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from seks.cli import agents, approvals, audit, ca, run, secrets, setup, tenants
+    from seks.cli import (
+        agents,
+        approvals,
+        audit,
+        ca,
+        providers,
+        run,
+        secrets,
+        setup,
+        tenants,
+    )
 
-    for module in (setup, tenants, secrets, agents, run, approvals, audit, ca):
+    for module in (setup, tenants, secrets, agents, run, approvals, audit, ca, providers):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -31,7 +31,21 @@ __all__ = [
     "tenant_option",
 ]
 
-PROVIDER_CHOICE = click.Choice(sorted(BUILTIN), case_sensitive=False)
+
+class _ProviderName(click.ParamType[str]):
+    """A built-in provider, or a custom one from the SEKS home's config.yaml."""
+
+    name = "provider"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        known = load_cli_config(None).all_providers
+        name = str(value).lower()
+        if name not in known:
+            self.fail(f"{value!r} is not a provider: one of {', '.join(sorted(known))}", param, ctx)
+        return name
+
+
+PROVIDER_CHOICE = _ProviderName()
 
 
 def home() -> Home:

@@ -6,6 +6,7 @@ import secrets
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -92,12 +93,22 @@ def _agent_environment(
     *,
     tenant: str,
     max_ttl: float | None,
+    env_vars: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Proxy, CA and token variables for an agent. The tokens (and the session's proxy
     password, for an agent created with --proxy-auth) are issued all or none."""
     try:
         return _issue_environment(
-            vault, agent, ttl, proxy_url, session, ca_file, secrets_chosen, tenant, max_ttl
+            vault,
+            agent,
+            ttl,
+            proxy_url,
+            session,
+            ca_file,
+            secrets_chosen,
+            tenant,
+            max_ttl,
+            env_vars or {p.name: p.env_var for p in BUILTIN.values()},
         )
     except BaseException:
         vault.revoke_session(session)
@@ -114,6 +125,7 @@ def _issue_environment(
     secrets_chosen: tuple[str, ...],
     tenant: str,
     max_ttl: float | None,
+    env_vars: Mapping[str, str],
 ) -> dict[str, str]:
     confdir = home().confdir
     if proxy_auth.requires_proxy_auth(vault.db, tenant, agent):
@@ -139,7 +151,7 @@ def _issue_environment(
     env |= {var: str(bundle) for var in CA_BUNDLE_VARS}
     env |= {var: str(ca_file or ca_cert_path(confdir)) for var in CA_ONLY_VARS}
     chosen = {vault.get_secret_info(name, tenant=tenant).provider: name for name in secrets_chosen}
-    providers = [p for p in vault.providers_with_secrets(tenant=tenant) if p in BUILTIN]
+    providers = [p for p in vault.providers_with_secrets(tenant=tenant) if p in env_vars]
     issued = vault.issue_tokens(
         agent,
         [(p, chosen.get(p)) for p in providers],
@@ -149,8 +161,13 @@ def _issue_environment(
         max_ttl=max_ttl,
     )
     for provider, token in zip(providers, issued, strict=True):
-        env[BUILTIN[provider].env_var] = token
+        env[env_vars[provider]] = token
     return env
+
+
+def _env_vars(config: Config) -> dict[str, str]:
+    """Each provider's variable for its token, custom providers of the config included."""
+    return {p.name: p.env_var for p in config.all_providers.values()}
 
 
 def _agent_ttl(ttl: float | None, config: Config) -> float:
@@ -208,6 +225,7 @@ def env(
             secrets_chosen,
             tenant=tenant,
             max_ttl=config.max_token_ttl,
+            env_vars=_env_vars(config),
         )
     for name, value in variables.items():
         click.echo(f"export {name}={shlex.quote(value)}")
@@ -255,6 +273,7 @@ def exec_(
             secrets_chosen,
             tenant=tenant,
             max_ttl=config.max_token_ttl,
+            env_vars=_env_vars(config),
         )
         try:
             code = subprocess.call(list(command), env=inherited | variables)
