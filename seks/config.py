@@ -52,6 +52,8 @@ class ProviderSettings:
 class Config:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
+    gateway_host: str | None = "127.0.0.1"  # None: no gateway listener
+    gateway_port: int = 8081
     intercept: str = "providers"
     log_level: str = "info"
     audit_timeout: float = 5.0
@@ -65,6 +67,13 @@ class Config:
         """The built-in providers and the config's own."""
         custom = {n: s.custom for n, s in self.providers.items() if s.custom is not None}
         return {**BUILTIN, **custom}
+
+    @property
+    def gateway_url(self) -> str | None:
+        if self.gateway_host is None:
+            return None
+        host = f"[{self.gateway_host}]" if ":" in self.gateway_host else self.gateway_host
+        return f"http://{host}:{self.gateway_port}"
 
     @property
     def proxy_url(self) -> str:
@@ -149,6 +158,7 @@ def parse_config(
         top,
         (
             "listen",
+            "gateway_listen",
             "intercept",
             "log_level",
             "audit_timeout",
@@ -164,6 +174,7 @@ def parse_config(
         if not isinstance(top["listen"], str):
             raise ConfigError("listen: expected HOST:PORT as a string")
         listen_host, listen_port = parse_listen(top["listen"])
+    gateway_host, gateway_port = _gateway_listen(top)
     intercept = top.get("intercept", Config.intercept)
     if intercept not in INTERCEPT_MODES:
         raise ConfigError(
@@ -195,6 +206,8 @@ def parse_config(
     return Config(
         listen_host=listen_host,
         listen_port=listen_port,
+        gateway_host=gateway_host,
+        gateway_port=gateway_port,
         intercept=intercept,
         log_level=log_level,
         audit_timeout=float(audit_timeout),
@@ -203,6 +216,18 @@ def parse_config(
         max_token_ttl=_seconds(top, "max_token_ttl", Config.max_token_ttl, None),
         providers=providers,
     )
+
+
+def _gateway_listen(top: Mapping[str, Any]) -> tuple[str | None, int]:
+    """``gateway_listen``: HOST:PORT, or null for no gateway."""
+    if "gateway_listen" not in top:
+        return Config.gateway_host, Config.gateway_port
+    raw = top["gateway_listen"]
+    if raw is None:
+        return None, Config.gateway_port
+    if not isinstance(raw, str):
+        raise ConfigError("gateway_listen: expected HOST:PORT as a string, or null for none")
+    return parse_listen(raw, key="gateway_listen")
 
 
 def _seconds(top: Mapping[str, Any], key: str, default: float | None, most: float | None) -> Any:

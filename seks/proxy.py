@@ -21,6 +21,7 @@ from mitmproxy.addons import errorcheck
 from mitmproxy.master import Master
 
 from seks.addon.flow import DestinationGuard, SeksAddon
+from seks.addon.gateway import GATEWAY_TARGET, gateway_mode
 from seks.addon.responses import ResponseScrubber
 from seks.config import Config
 from seks.home import Home
@@ -31,13 +32,26 @@ __all__ = ["run_proxy"]
 class _AnnounceReady:
     """Tells the caller where the proxy listens once the listener is bound (port 0 included)."""
 
-    def __init__(self, announce: Callable[[str, int], None]) -> None:
+    def __init__(
+        self,
+        announce: Callable[[str, int], None],
+        announce_gateway: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.announce = announce
+        self.announce_gateway = announce_gateway
 
     def running(self) -> None:
-        server = ctx.master.addons.get("proxyserver")
-        host, port, *_ = server.listen_addrs()[0]
-        self.announce(host, port)
+        # The gateway first: the proxy's ready line says that everything is up.
+        instances = sorted(
+            ctx.master.addons.get("proxyserver").servers,
+            key=lambda i: i.mode.data != GATEWAY_TARGET,
+        )
+        for instance in instances:
+            host, port, *_ = instance.listen_addrs[0]
+            if instance.mode.data != GATEWAY_TARGET:
+                self.announce(host, port)
+            elif self.announce_gateway is not None:
+                self.announce_gateway(host, port)
 
 
 def _setup_logging(level: str) -> None:
@@ -59,12 +73,18 @@ async def _serve(
     config: Config,
     config_path: Path | None,
     announce: Callable[[str, int], None],
+    announce_gateway: Callable[[str, int], None] | None = None,
 ) -> None:
+    gateway = (
+        []
+        if config.gateway_host is None
+        else [gateway_mode(config.gateway_host, config.gateway_port)]
+    )
     opts = options.Options(
         listen_host=config.listen_host,
         listen_port=config.listen_port,
         confdir=str(home.confdir),
-        mode=["regular"],
+        mode=["regular", *gateway],  # the gateway: its own listener (README: loopback only)
     )
     master = Master(opts)
     seks = SeksAddon()
@@ -74,7 +94,7 @@ async def _serve(
         *addons.default_addons(),
         errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
         DestinationGuard(seks),
-        _AnnounceReady(announce),
+        _AnnounceReady(announce, announce_gateway),
     )
     # Options owned by addons exist only once the addons are added (shared notes).
     master.options.update(
@@ -93,7 +113,8 @@ def run_proxy(
     config: Config,
     config_path: Path | None,
     announce: Callable[[str, int], None],
+    announce_gateway: Callable[[str, int], None] | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM. ``config`` has already been validated by the caller."""
     _setup_logging(config.log_level)
-    asyncio.run(_serve(home, config, config_path, announce))
+    asyncio.run(_serve(home, config, config_path, announce, announce_gateway))

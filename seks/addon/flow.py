@@ -19,6 +19,7 @@ from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.addonmanager import Loader
 
 from seks.addon.gate import TokenGate
+from seks.addon.gateway import is_gateway, route_gateway
 from seks.addon.inject import (
     FoundToken,
     credential_value,
@@ -200,6 +201,12 @@ class SeksAddon:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
+        if is_gateway(flow):
+            try:
+                route_gateway(flow, self.providers)  # /api/<provider>/… → https://<host>/…
+            except RequestRefused as e:
+                await self._refuse(flow, e, None)
+                return
         credential = self._gate.credential_for(flow)  # and Proxy-Authorization goes no further
         found = find_tokens(_headers_mentioning_seks(flow), flow.request.path)  # 1
         if not found:

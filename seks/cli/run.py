@@ -15,6 +15,7 @@ import click
 from seks.addon.providers import BUILTIN
 from seks.certs import CA_BUNDLE_VARS, CA_ONLY_VARS, ca_bundle_path, ca_cert_path, create_ca
 from seks.cli.common import duration, home, load_cli_config, open_vault, tenant_option
+from seks.cli.gateway_env import gateway_environment
 from seks.config import Config, parse_listen
 from seks.errors import ConfigError
 from seks.store import proxy_auth
@@ -43,8 +44,13 @@ _config_option = click.option(
     metavar="HOST:PORT",
     help="Where to listen (default from config, else 127.0.0.1:8080).",
 )
+@click.option(
+    "--gateway-listen",
+    metavar="HOST:PORT",
+    help="Where the base_url gateway listens (default from config, else 127.0.0.1:8081).",
+)
 @_config_option
-def proxy(listen: str | None, config_path: Path | None) -> None:
+def proxy(listen: str | None, gateway_listen: str | None, config_path: Path | None) -> None:
     """Run the SEKS proxy in the foreground. Stop it with Ctrl-C or SIGTERM.
 
     Agents reach it with HTTPS_PROXY and trust its CA (`seks env` prints both). TLS is
@@ -62,6 +68,13 @@ def proxy(listen: str | None, config_path: Path | None) -> None:
     if listen is not None:
         host, port = parse_listen(listen, key="--listen")
         config = dataclasses.replace(config, listen_host=host, listen_port=port)
+        if port == 0 and gateway_listen is None and config.gateway_host is not None:
+            # A proxy on any free port (tests, benchmarks, several proxies on one host) must
+            # not collide on the gateway's fixed default port.
+            config = dataclasses.replace(config, gateway_port=0)
+    if gateway_listen is not None:
+        host, port = parse_listen(gateway_listen, key="--gateway-listen")
+        config = dataclasses.replace(config, gateway_host=host, gateway_port=port)
     h = home()
     Vault.open(h.vault_path, h.master_key()).close()  # a clear error now, not from mitmproxy
     create_ca(h.confdir)
@@ -70,7 +83,11 @@ def proxy(listen: str | None, config_path: Path | None) -> None:
         click.echo(f"seks proxy listening on {host}:{port}")
         sys.stdout.flush()
 
-    run_proxy(h, config, config_path, announce)
+    def announce_gateway(host: str, port: int) -> None:
+        # stderr: the ready line stays the only line on stdout, for service managers.
+        click.echo(f"seks gateway listening on {host}:{port}", err=True)
+
+    run_proxy(h, config, config_path, announce, announce_gateway)
 
 
 def with_credentials(proxy_url: str, user: str, password: str) -> str:
@@ -192,6 +209,11 @@ _ttl_option = click.option(
     type=click.Path(path_type=Path),
     help="Where the CA bundle is as the agent sees it (e.g. inside its container).",
 )
+@click.option(
+    "--gateway",
+    is_flag=True,
+    help="Point SDKs at the gateway (OPENAI_BASE_URL, …) instead of setting a proxy and CA.",
+)
 @_secret_option
 @_config_option
 @tenant_option
@@ -200,6 +222,7 @@ def env(
     ttl: float | None,
     proxy_url: str | None,
     ca_file: Path | None,
+    gateway: bool,
     secrets_chosen: tuple[str, ...],
     config_path: Path | None,
     tenant: str,
@@ -212,8 +235,11 @@ def env(
     Example:
       eval "$(seks env --agent research-bot --ttl 8h)"
       seks env --agent bot --proxy http://seks:8080 --ca-file /etc/seks/ca.pem > agent.env
+      seks env --agent bot --gateway     # base URLs for the SDKs, no proxy, no CA
     """
     config = load_cli_config(config_path)
+    if gateway and config.gateway_url is None:
+        raise ConfigError("--gateway: the config turns the gateway off (gateway_listen: null)")
     with open_vault() as vault:
         variables = _agent_environment(
             vault,
@@ -227,6 +253,8 @@ def env(
             max_ttl=config.max_token_ttl,
             env_vars=_env_vars(config),
         )
+    if gateway:
+        variables = gateway_environment(variables, config)
     for name, value in variables.items():
         click.echo(f"export {name}={shlex.quote(value)}")
 

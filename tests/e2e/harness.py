@@ -32,6 +32,7 @@ AGENTS = Path(__file__).parent / "agents"
 SEKS = Path(sys.executable).parent / "seks"
 AGENT = "agent-1"
 READY_RE = re.compile(r"seks proxy listening on 127\.0\.0\.1:(\d+)")
+GATEWAY_RE = re.compile(rb"seks gateway listening on 127\.0\.0\.1:(\d+)")
 # Generous: the proxy starts in about a second here, but CI machines can be slow.
 STARTUP_TIMEOUT = 30
 PROVIDER_HOSTS = ("api.openai.com", "api.anthropic.com", "api.github.com")
@@ -204,6 +205,15 @@ class ProxyProcess:
 
     def output(self) -> bytes:
         return b"".join(self.stdout) + b"".join(self.stderr)
+
+    @property
+    def gateway_url(self) -> str:
+        """The base_url gateway (announced on stderr before the ready line)."""
+        deadline = time.monotonic() + 5  # stderr is drained by its own thread
+        while not (m := GATEWAY_RE.search(b"".join(self.stderr))):
+            assert time.monotonic() < deadline, "seks proxy announced no gateway"
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{int(m[1])}"
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
