@@ -313,3 +313,16 @@ def test_hash_takes_a_query_string_as_an_argument_and_refuses_nothing(home: Path
         "limit=5&order=asc"
     )
     one_line_error(seks("audit", "hash", input="", code=1), "empty")
+
+
+def test_a_leaked_token_leads_by_its_hash_to_the_row_that_issued_it(home: Path) -> None:
+    seks("secret", "add", "k", "--provider", "openai", input="sk-canary-" + secrets.token_hex(8))
+    seks("agent", "create", "bot")
+    token = seks("token", "issue", "--agent", "bot", "--provider", "openai").stdout.strip()
+
+    wanted = seks("audit", "hash", input=token).stdout.strip()
+    rows = json_lines(seks("audit", "tail", "--json", "-n", "1000"))
+
+    (issued,) = [r for r in rows if r["token_hash"] == wanted]
+    assert (issued["event"], issued["agent"]) == ("token.issued", "bot")
+    assert token not in json.dumps(rows)

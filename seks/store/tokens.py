@@ -196,9 +196,16 @@ def _info(row: Any) -> TokenInfo:
 
 
 def insert_record(
-    db: sqlite_utils.Database, audit: AuditLog, digest: bytes, info: TokenInfo
+    db: sqlite_utils.Database,
+    audit: AuditLog,
+    digest: bytes,
+    info: TokenInfo,
+    *,
+    token: str | None = None,
 ) -> None:
-    """Store a new token's hash and record, with its audit row (inside the caller's tx)."""
+    """Store a new token's hash and record, with its audit row (inside the caller's tx).
+    With ``token``, the row carries its audit search hash, so a leaked token leads to the row
+    that says whose it is (`seks audit hash`)."""
     db.execute(
         f"INSERT INTO tokens (token_hash, {_COLUMNS}) "  # noqa: S608
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -229,6 +236,7 @@ def insert_record(
             token_id=info.id,
             provider=info.provider,
             secret_name=info.secret_name,
+            token_hash=audit.keys.search_hash(token) if token else None,
         ),
     )
 

@@ -494,7 +494,7 @@ class Vault:
                     rate=limits.rate,
                 )
                 tokens.insert_record(
-                    self.db, self.audit, tokens.token_hash(self._pepper, token), info
+                    self.db, self.audit, tokens.token_hash(self._pepper, token), info, token=token
                 )
                 minted.append(token)
         return minted
