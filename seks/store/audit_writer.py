@@ -4,7 +4,9 @@ A request may use a credential only after its audit row is committed with ``sync
 one fsync per request on the proxy's single event loop cost more CPU and latency than the rest
 of SEKS together (bench/overhead.py). Here one writer thread commits whatever rows have queued
 while the previous commit was running, in one transaction: under load many requests share one
-fsync, and an idle proxy pays one commit per request, as before.
+fsync, and an idle proxy pays one commit per request, as before. When several requests shared the
+last commit, the next one starts no sooner than ``GROUP_COMMIT_WINDOW_S`` after it, so that under
+load batches grow (a lone client, one request at a time, never waits for this).
 
 ``commit`` returns an awaitable that resolves once the row is on disk, or fails with
 :class:`AuditUnavailable` (the caller then refuses the request). ``submit`` queues a row nobody
@@ -23,6 +25,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable
 from pathlib import Path
 
@@ -36,6 +39,9 @@ log = logging.getLogger("seks")
 
 _Waiter = asyncio.Future[None] | None
 FLUSH_INTERVAL_S = 0.2
+# Under load, commits are at least this far apart, so more requests share each fsync: measured
+# with bench/overhead.py --audit (bench/README.md), a few ms cut the audit's CPU per request.
+GROUP_COMMIT_WINDOW_S = 0.005
 BENCH_DISCARD_ENV = "SEKS_BENCH_ONLY_DISCARD_AUDIT"
 
 
@@ -123,12 +129,20 @@ class AuditWriter:
                 self._loop.call_soon_threadsafe(_settle, pending, failure)
             return
         log_ = AuditLog(db, self._key)
+        last_end, last_waiters = 0.0, 0
         try:
             while True:
                 with self._lock:
                     while not self._urgent and not self._closing:
                         if not self._wake.wait(FLUSH_INTERVAL_S) and self._queue:
                             break  # rows nobody waits for: flush them now
+                    closing = self._closing
+                if last_waiters >= 2 and not closing:
+                    # Several requests shared the last commit: the proxy is busy, so let the
+                    # rows of requests on their way join this one (commit_delay/commit_siblings
+                    # in PostgreSQL's terms). A lone client never waits.
+                    time.sleep(max(0.0, last_end + GROUP_COMMIT_WINDOW_S - time.monotonic()))
+                with self._lock:
                     batch, self._queue, self._urgent = self._queue, [], False
                     if not batch and self._closing:
                         return
@@ -143,7 +157,9 @@ class AuditWriter:
                     error = e
                 if error is not None:
                     log.error("SEKS: %s; %d row(s) not written", error, len(batch))
+                last_end = time.monotonic()
                 waiters = [w for _, w in batch if w is not None]
+                last_waiters = len(waiters)
                 if waiters:
                     self._loop.call_soon_threadsafe(_settle, waiters, error)
         finally:
