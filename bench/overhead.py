@@ -15,6 +15,11 @@ to quote are the medians of the per-round ratios, because single rounds swing by
     .venv/bin/python bench/overhead.py            # 10 rounds x 600 requests
     .venv/bin/python bench/overhead.py --quick    # 2 rounds x 100 requests (smoke test)
     .venv/bin/python bench/overhead.py --aa       # A/A: a second bare mitmdump instead of seks
+    .venv/bin/python bench/overhead.py --audit    # also seks with audit writes discarded
+
+``--audit`` adds ``seks-noaudit``: a second ``seks proxy`` on the same vault, started with the
+bench-only ``SEKS_BENCH_ONLY_DISCARD_AUDIT=1`` (audit rows dropped, nothing waits for a commit),
+so one run gives what the durable, fail-closed, chained audit costs: seks / seks-noaudit.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_RATIO = 1.10
+AUDIT_TARGET_RPS_RATIO = 0.90  # issue 5: durable audit costs at most 10% of requests/s
+AUDIT_DISCARD_ENV = "SEKS_BENCH_ONLY_DISCARD_AUDIT"  # seks/store/audit_writer.py
 READY_TIMEOUT = 60.0
 
 
@@ -271,6 +278,33 @@ def start_seks(
     )
 
 
+def start_seks_without_audit(seks: Target, workdir: Path) -> Target:
+    """A second `seks proxy` on the same vault and token, its audit rows discarded."""
+    env = clean_env(SEKS_HOME=str(workdir / "seks-home"), **{AUDIT_DISCARD_ENV: "1"})
+    env.pop("SEKS_MASTER_KEY", None)
+    argv = [*seks_proxy_argv(seks), "--listen", "127.0.0.1:0"]
+    svc = start_service("seks-noaudit", argv, workdir, env=env)
+    line = wait_for_line(svc, "seks proxy listening on ")
+    if "AUDIT ROWS ARE DISCARDED" not in svc.stderr.read_text(errors="replace"):
+        raise BenchError(f"seks-noaudit did not say that it discards audit rows\n{svc.log_tail()}")
+    port = int(line.rsplit(":", 1)[1].strip().rstrip("."))
+    return Target("seks-noaudit", seks.url, seks.cacert, seks.auth, f"http://127.0.0.1:{port}", svc)
+
+
+def seks_proxy_argv(seks: Target) -> list[str]:
+    assert seks.service is not None
+    argv = list(seks.service.popen.args)  # type: ignore[arg-type]
+    return argv[: argv.index("--listen")]
+
+
+def audit_rows_verified(seks_exe: str, workdir: Path) -> int:
+    """`seks audit verify` on the bench vault: the durable proxy's rows are all there, chained."""
+    env = clean_env(SEKS_HOME=str(workdir / "seks-home"))
+    env.pop("SEKS_MASTER_KEY", None)
+    out = run_checked([seks_exe, "audit", "verify", "--json"], env)
+    return int(json.loads(out)["the audit trail"]["rows"])
+
+
 # --------------------------------------------------------------------------- rounds
 
 
@@ -396,7 +430,7 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
 
 def round_line(r: RoundResult) -> str:
     return (
-        f"  {r.target:<8} {r.rps:8.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+        f"  {r.target:<12} {r.rps:8.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
         f"proxy CPU {fmt(r.proxy_cpu_ms_per_req, '5.3f')} ms/req  "
         f"(upstream {r.upstream_cpu_ms_per_req:.3f}, curl {r.client_cpu_ms_per_req:.3f}, "
         f"{r.connects} conns)"
@@ -448,6 +482,18 @@ def summarize(results: list[RoundResult], names: list[str], cand: str) -> dict[s
         }
         summary["ratios_per_round"] = ratios
         summary["ratio_medians"] = {k: statistics.median(v) for k, v in ratios.items()}
+    if "seks" in by and "seks-noaudit" in by:
+        pairs = list(zip(by["seks-noaudit"], by["seks"], strict=True))
+        audit = {
+            "rps": [c.rps / b.rps for b, c in pairs],
+            "proxy_cpu_ms_per_req": [
+                c.proxy_cpu_ms_per_req / b.proxy_cpu_ms_per_req for b, c in pairs
+            ],
+            "p50_ms": [c.p50_ms / b.p50_ms for b, c in pairs],
+            "p99_ms": [c.p99_ms / b.p99_ms for b, c in pairs],
+        }
+        summary["audit_ratios_per_round"] = audit
+        summary["audit_ratio_medians"] = {k: statistics.median(v) for k, v in audit.items()}
     return summary
 
 
@@ -456,7 +502,7 @@ def print_report(summary: dict[str, object], names: list[str], cand: str, rounds
     assert isinstance(medians, dict)
     ratio_keys = ("proxy_cpu_ms_per_req", "rps", "p50_ms", "p99_ms")
     cols = [
-        ("", "", 8),
+        ("", "", 12),
         ("req/s", "", 8),
         ("p50", "ms", 7),
         ("p99", "ms", 7),
@@ -514,6 +560,24 @@ def print_report(summary: dict[str, object], names: list[str], cand: str, rounds
             f"{cand}/bare CPU per request: median {medians['proxy_cpu_ms_per_req']:.3f}x "
             f"(rounds {min(cpu):.2f}-{max(cpu):.2f}); target <= {TARGET_RATIO:.2f}x: {verdict}"
         )
+    audit = summary.get("audit_ratio_medians")
+    if isinstance(audit, dict):
+        per_round = summary["audit_ratios_per_round"]
+        assert isinstance(per_round, dict)
+        rps, cpu = per_round["rps"], per_round["proxy_cpu_ms_per_req"]
+        verdict = "met" if audit["rps"] >= AUDIT_TARGET_RPS_RATIO else "NOT met"
+        print()
+        print("durable audit: seks / seks-noaudit (audit rows discarded), same run")
+        print("  req/s ratio per round: " + " ".join(f"{x:.2f}" for x in rps))
+        print("  CPU ratio per round:   " + " ".join(f"{x:.2f}" for x in cpu))
+        print(
+            f"  req/s: median {audit['rps']:.3f}x (rounds {min(rps):.2f}-{max(rps):.2f}); "
+            f"target >= {AUDIT_TARGET_RPS_RATIO:.2f}x: {verdict}"
+        )
+        print(
+            f"  CPU per request: median {audit['proxy_cpu_ms_per_req']:.3f}x; "
+            f"p50 {audit['p50_ms']:.2f}x, p99 {audit['p99_ms']:.2f}x"
+        )
 
 
 # --------------------------------------------------------------------------- main
@@ -539,6 +603,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--aa", action="store_true", help="A/A control: a second bare mitmdump instead of seks"
     )
     mode.add_argument("--no-seks", action="store_true", help="only direct and bare mitmproxy")
+    p.add_argument(
+        "--audit",
+        action="store_true",
+        help="also run seks with audit writes discarded (bench-only switch) to price the audit",
+    )
     p.add_argument("--json", metavar="FILE", help="also write all results as JSON ('-': stdout)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     p.add_argument("--seks", help="seks executable (default: beside this Python, or PATH)")
@@ -574,6 +643,8 @@ def start_targets(
     if not (args.aa or args.no_seks):
         seks = find_tool("seks", args.seks)
         targets.append(start_seks(seks, workdir, up_port, ca_pem, real_key))
+        if args.audit:
+            targets.append(start_seks_without_audit(targets[-1], workdir))
     services.extend(t.service for t in targets if t.service)
     return targets, upstream, cand
 
@@ -658,6 +729,12 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         results = measure(args, targets, upstream, cand, workdir)
         summary = summarize(results, names, cand)
         print_report(summary, names, cand, args.rounds)
+        if args.audit:
+            rows = audit_rows_verified(find_tool("seks", args.seks), workdir)
+            served = sum(r.requests for r in results if r.target == "seks")
+            if rows < served:
+                raise BenchError(f"only {rows} audit rows for {served} requests through seks")
+            print(f"  seks audit verify: OK, {rows} chained rows for {served} requests via seks")
         if args.json:
             write_json(args, summary, results, cand)
         return 0
