@@ -218,9 +218,10 @@ def audit_export_cmd(fmt: str, since: int | None, until: int | None, out: Path |
     """
     with open_vault() as vault:
         if out is None:
-            audit_export.export(
-                vault.db, vault.audit.keys, sys.stdout, fmt, since_us=since, until_us=until
-            )
+            with _quiet_exit():  # `| head` is fine
+                audit_export.export(
+                    vault.db, vault.audit.keys, sys.stdout, fmt, since_us=since, until_us=until
+                )
             return
         with audit_export.create_private(out) as f:
             summary = audit_export.export(
