@@ -144,8 +144,10 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
 
 
 def _m002_audit_detail(db: sqlite_utils.Database) -> None:
-    # Event-specific facts as JSON, e.g. a redaction's encoding, place and count.
-    db.execute("ALTER TABLE audit ADD COLUMN detail TEXT")
+    # Event-specific facts as JSON, e.g. a redaction's encoding, place and count. Two
+    # migrations add it (they were written side by side): whichever runs first does.
+    if "detail" not in db.table("audit").columns_dict:
+        db.execute("ALTER TABLE audit ADD COLUMN detail TEXT")
 
 
 AUDIT_NO_UPDATE_TRIGGER = (
