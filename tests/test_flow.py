@@ -1083,3 +1083,12 @@ def test_discord_token_goes_only_to_paths_under_api(proxy: Proxy) -> None:
     assert refusal(flow) == (403, "seks_host_not_allowed")
     flow = make_flow("discord.com", [("authorization", f"Bot {token}")], path="/api/v10/users")
     assert roundtrip(proxy, flow) is not None
+
+
+def test_a_token_of_a_provider_no_longer_configured_is_refused_not_an_internal_error(
+    proxy: Proxy,
+) -> None:
+    token = _secret(proxy, "acme", "real-" + secrets.token_hex(8))  # e.g. removed from config
+    flow = make_flow("api.acme.example", [("authorization", f"Bearer {token}")])
+    assert roundtrip(proxy, flow) is None
+    assert refusal(flow) == (403, "seks_host_not_allowed")

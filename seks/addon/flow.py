@@ -225,7 +225,9 @@ class SeksAddon:
             for token in found:
                 info, presented = None, token.token
                 info = self.vault.resolve_token(token.token)  # 2
-                provider = self.providers[info.provider]
+                provider = self.providers.get(info.provider)
+                if provider is None:  # a custom provider since removed from the config
+                    raise HostNotAllowed(f"provider {info.provider} is not in the SEKS config")
                 uses.append((token, self._authorize(flow, provider, token), info))  # 3
             infos = [info for _, _, info in uses]
             await self._gate.admit(flow, infos, credential, self._audit())  # 3: limits, approval

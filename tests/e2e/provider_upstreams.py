@@ -8,12 +8,14 @@ the provider's error shape otherwise, and records every request it gets.
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from upstreams import OpenAIHandler, SeenRequest, _Handler, reply_text
 
-__all__ = ["HANDLERS", "HEADER_PLACES"]
+__all__ = ["HANDLERS", "HEADER_PLACES", "GitSmartHttpHandler"]
 
 # provider → (header, value with {key}) where its local upstream accepts the key
 HEADER_PLACES = {
@@ -139,3 +141,48 @@ HANDLERS: dict[str, type[_Handler]] = {
     "telegram": TelegramHandler,
     "github": GitHubHandler,
 }
+
+
+class GitSmartHttpHandler(_Handler):
+    """github.com's git smart HTTP (clone and push) through ``git http-backend``, for Basic
+    ``x-access-token:<key>`` only, as GitHub takes an installation or personal token.
+
+    ``server.upstream.git_root`` is the directory holding the bare repositories.
+    """
+
+    def respond(self, request: SeenRequest) -> None:
+        basic = base64.b64encode(f"x-access-token:{self.real_key}".encode()).decode()
+        if request.header("Authorization") != f"Basic {basic}":
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="GitHub"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        url = urlsplit(request.path)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": str(self.server.upstream.git_root),  # type: ignore[attr-defined]
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REMOTE_USER": "x-access-token",  # receive-pack (push) needs an authenticated user
+            "REMOTE_ADDR": "127.0.0.1",
+            "REQUEST_METHOD": request.method,
+            "PATH_INFO": url.path,
+            "QUERY_STRING": url.query,
+            "CONTENT_TYPE": request.header("Content-Type") or "",
+            "CONTENT_LENGTH": str(len(request.body)),
+            "HTTP_CONTENT_ENCODING": request.header("Content-Encoding") or "",
+            "HTTP_GIT_PROTOCOL": request.header("Git-Protocol") or "",
+        }
+        out = subprocess.run(
+            ["git", "http-backend"], input=request.body, env=env, capture_output=True, check=True
+        ).stdout
+        head, _, body = out.partition(b"\r\n\r\n") if b"\r\n\r\n" in out else out.partition(b"\n\n")
+        headers = [line.split(":", 1) for line in head.decode("latin-1").splitlines() if line]
+        status = next((int(v.split()[0]) for k, v in headers if k.lower() == "status"), 200)
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() != "status":
+                self.send_header(name, value.strip())
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
