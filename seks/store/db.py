@@ -205,8 +205,20 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
 ]
 
 
+def _applied(db: sqlite_utils.Database) -> set[str]:
+    if "_migrations" not in db.table_names():
+        return set()
+    return {row[0] for row in db.execute("SELECT name FROM _migrations")}
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply the migrations not yet applied, each in its own transaction. Returns their names."""
+    """Apply the migrations not yet applied, each in its own transaction. Returns their names.
+
+    Every command opens the vault, so the common case (nothing to apply) is a read: no write
+    lock to wait for while the proxy's audit writer commits.
+    """
+    if _applied(db) >= {name for name, _ in MIGRATIONS}:
+        return []
     applied_now = []
     with write_tx(db):
         if "_migrations" not in db.table_names():
