@@ -84,7 +84,7 @@ class SeksAddon:
         self._audit_writer: AuditWriter | None = None
         self._vault_path: Path | None = None
         self._audit_key = b""
-        self._audit_keys: AuditKeys | None = None  # hashes a request's token and query
+        self.audit_keys: AuditKeys | None = None  # hashes a request's token and query string
         self.config = Config()
         self.providers: dict[str, Provider] = dict(BUILTIN)
         self._gate = TokenGate()  # who may use a token, from where, for what, how often
@@ -127,7 +127,7 @@ class SeksAddon:
         self._vault_path = the_home.vault_path
         self._gate.open(vault, the_home.vault_path, self.config)
         self._audit_key = vault.audit_key
-        self._audit_keys = vault.audit.keys
+        self.audit_keys = vault.audit.keys
 
     def running(self) -> None:
         # Refused requests must never reach an upstream: connect only when a request is sent
@@ -238,7 +238,7 @@ class SeksAddon:
                             flow,
                             "request.injected",
                             info,
-                            keys=self._audit_keys,
+                            keys=self.audit_keys,
                             token=token.token,
                             decision="allow",
                         )
@@ -379,7 +379,7 @@ class SeksAddon:
                     flow,
                     "request.completed",
                     info,
-                    keys=self._audit_keys,
+                    keys=self.audit_keys,
                     status=status,
                     latency_ms=latency_ms,
                     reason=None if flow.error is None else "upstream_error",
@@ -411,7 +411,7 @@ class SeksAddon:
             flow,
             "request.denied",
             info,
-            keys=self._audit_keys,
+            keys=self.audit_keys,
             token=token,
             decision="deny",
             reason=err.reason,

@@ -310,6 +310,7 @@ class ResponseScrubber:
                 flow,
                 "response.refused",
                 plan.token,
+                keys=self.seks.audit_keys,
                 decision="deny",
                 reason=plan.refused.reason,
                 status=plan.refused.status,
@@ -341,7 +342,7 @@ class ResponseScrubber:
     def _audit(self, flow: http.HTTPFlow, token: TokenInfo | None, counts: Counts) -> None:
         """One row per secret, encoding and place; names and counts, never values."""
         for (secret, encoding, where), count in sorted(counts.items()):
-            row = audit_event(flow, "response.redacted", token)
+            row = audit_event(flow, "response.redacted", token, keys=self.seks.audit_keys)
             detail = json.dumps({"encoding": encoding, "where": where, "count": count})
             self.seks.submit(dataclasses.replace(row, secret_name=secret, detail=detail))
         if counts:
