@@ -18,16 +18,15 @@ from seks.errors import (
     ConfigError,
     NotFound,
 )
-from seks.limits import TokenLimits
 from seks.store import crypto, proxy_auth, tokens
 from seks.store.audit import CHAIN_MIGRATION, AuditEvent, AuditLog, os_user
 from seks.store.db import connect, migrate, write_tx
 from seks.store.secret import Secret
-from seks.store.tokens import TokenInfo, check_ttl
+from seks.store.tokens import TokenInfo
+from seks.store.vault_tokens import DEFAULT_TENANT, TokenOps
 
 __all__ = ["DEFAULT_TENANT", "AgentInfo", "SecretInfo", "TokenInfo", "Vault"]
 
-DEFAULT_TENANT = "default"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -38,15 +37,6 @@ def check_approval(approval: str) -> str:
     if approval not in APPROVAL_MODES:
         raise ConfigError(f"approval must be one of {', '.join(APPROVAL_MODES)}, not {approval!r}")
     return approval
-
-
-def _in(tenant: str) -> str:
-    """Where, in a message: only a tenant other than the default is named."""
-    return "" if tenant == DEFAULT_TENANT else f" in tenant {tenant!r}"
-
-
-def _flag(tenant: str) -> str:
-    return "" if tenant == DEFAULT_TENANT else f" --tenant {tenant}"
 
 
 def check_name(kind: str, name: str) -> str:
@@ -77,7 +67,7 @@ class AgentInfo:
     proxy_auth: bool = False  # its tokens work only on connections authenticated as it
 
 
-class Vault:
+class Vault(TokenOps):
     """The vault. Open it with :meth:`create` (at ``seks init``) or :meth:`open`."""
 
     def __init__(self, db: sqlite_utils.Database, master: crypto.MasterKey) -> None:
@@ -419,140 +409,3 @@ class Vault:
                 AuditEvent("agent.removed", actor=os_user(), tenant=tenant, agent=name)
             )
         return revoked
-
-    # -- tokens ----------------------------------------------------------------------------
-
-    def issue_token(
-        self,
-        agent: str,
-        provider: str,
-        *,
-        secret_name: str | None = None,
-        ttl: float | None = None,
-        tenant: str = DEFAULT_TENANT,
-        session: str | None = None,
-        limits: TokenLimits | None = None,
-        max_ttl: float | None = None,
-        now: float | None = None,
-    ) -> tuple[str, TokenInfo]:
-        """Mint a token bound to one secret. Returns the token (shown once) and its record."""
-        (token,) = self.issue_tokens(
-            agent,
-            [(provider, secret_name)],
-            ttl=ttl,
-            tenant=tenant,
-            session=session,
-            limits=limits,
-            max_ttl=max_ttl,
-            now=now,
-        )
-        return token, self._token_info_of(token)
-
-    def issue_tokens(
-        self,
-        agent: str,
-        wanted: list[tuple[str, str | None]],
-        *,
-        ttl: float | None = None,
-        tenant: str = DEFAULT_TENANT,
-        session: str | None = None,
-        limits: TokenLimits | None = None,
-        max_ttl: float | None = None,
-        now: float | None = None,
-    ) -> list[str]:
-        """Mint one token per (provider, secret or None), all in one transaction: all or none.
-
-        ``max_ttl`` is the config's ``max_token_ttl``: a longer ttl is refused, and a token
-        without a ttl gets that one."""
-        now = time.time() if now is None else now
-        ttl = check_ttl(ttl, max_ttl)
-        limits = limits or TokenLimits()
-        minted = []
-        with write_tx(self.db):
-            if not self._agent_exists(tenant, agent):
-                raise NotFound(
-                    f"no agent {agent!r}{_in(tenant)}: "
-                    f"create it with `seks agent create {agent}{_flag(tenant)}`"
-                )
-            for provider, secret_name in wanted:
-                secret = self._secret_for(tenant, provider, secret_name)
-                token = tokens.mint(provider)
-                info = TokenInfo(
-                    id=tokens.new_public_id(),
-                    tenant=tenant,
-                    agent=agent,
-                    provider=provider,
-                    secret_name=secret,
-                    created_at=now,
-                    expires_at=None if ttl is None else now + ttl,
-                    revoked_at=None,
-                    session=session,
-                    max_uses=limits.max_uses,
-                    uses_left=limits.max_uses,
-                    allow_ips=limits.allow_ips,
-                    scopes=limits.scopes,
-                    rate=limits.rate,
-                )
-                tokens.insert_record(
-                    self.db, self.audit, tokens.token_hash(self._pepper, token), info, token=token
-                )
-                minted.append(token)
-        return minted
-
-    def _token_info_of(self, token: str) -> TokenInfo:
-        return tokens.lookup(self.db, tokens.token_hash(self._pepper, token))
-
-    def _secret_for(self, tenant: str, provider: str, secret_name: str | None) -> str:
-        if secret_name is not None:
-            info = self._require_secret(tenant, secret_name)
-            if info.provider != provider:
-                raise ConfigError(
-                    f"secret {secret_name!r} is for provider {info.provider!r}, not {provider!r}"
-                )
-            return secret_name
-        names = [s.name for s in self.list_secrets(tenant=tenant) if s.provider == provider]
-        if not names:
-            raise NotFound(
-                f"no secret for provider {provider!r}{_in(tenant)}: "
-                f"add one with `seks secret add NAME --provider {provider}{_flag(tenant)}`"
-            )
-        if len(names) > 1:
-            raise ConfigError(
-                f"several secrets for provider {provider!r} ({', '.join(names)}): "
-                "choose one with --secret"
-            )
-        return names[0]
-
-    def providers_with_secrets(self, *, tenant: str = DEFAULT_TENANT) -> list[str]:
-        return sorted({s.provider for s in self.list_secrets(tenant=tenant)})
-
-    def list_tokens(
-        self, *, tenant: str = DEFAULT_TENANT, agent: str | None = None
-    ) -> list[TokenInfo]:
-        return tokens.list_records(self.db, tenant=tenant, agent=agent)
-
-    def revoke_token(
-        self, token_id: str, *, tenant: str = DEFAULT_TENANT, now: float | None = None
-    ) -> None:
-        now = time.time() if now is None else now
-        with write_tx(self.db):
-            row = self.db.execute(
-                "SELECT revoked_at FROM tokens WHERE id = ? AND tenant = ?", [token_id, tenant]
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"no token with id {token_id!r}")
-            if row[0] is not None:
-                raise AlreadyExists(f"token {token_id} is already revoked")
-            tokens.revoke_where(self.db, self.audit, "id = ?", [token_id], now)
-
-    def revoke_session(self, session: str, *, now: float | None = None) -> int:
-        """Revoke the tokens (and proxy password) of one `seks env`/`seks exec` session (ids are
-        random). Returns how many tokens were revoked."""
-        now = time.time() if now is None else now
-        with write_tx(self.db):
-            proxy_auth.revoke_where(self.db, self.audit, "session = ?", [session], now)
-            return tokens.revoke_where(self.db, self.audit, "session = ?", [session], now)
-
-    def resolve_token(self, token: str, *, now: float | None = None) -> TokenInfo:
-        """The record behind a fake token, or the refusal an agent should see."""
-        return tokens.resolve(self.db, self._pepper, token, time.time() if now is None else now)
