@@ -12,7 +12,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import click
 
-from seks.addon.providers import BUILTIN
 from seks.certs import CA_BUNDLE_VARS, CA_ONLY_VARS, ca_bundle_path, ca_cert_path, create_ca
 from seks.cli.common import duration, home, load_cli_config, open_vault, tenant_option
 from seks.cli.gateway_env import gateway_environment
@@ -110,76 +109,53 @@ def _agent_environment(
     *,
     tenant: str,
     max_ttl: float | None,
-    env_vars: Mapping[str, str] | None = None,
+    env_vars: Mapping[str, str],
 ) -> dict[str, str]:
     """Proxy, CA and token variables for an agent. The tokens (and the session's proxy
-    password, for an agent created with --proxy-auth) are issued all or none."""
+    password, for an agent created with --proxy-auth) are issued all or none: on any failure
+    the session is revoked."""
     try:
-        return _issue_environment(
-            vault,
+        confdir = home().confdir
+        if proxy_auth.requires_proxy_auth(vault.db, tenant, agent):
+            password = proxy_auth.issue_password(
+                vault.db,
+                vault.audit,
+                vault.proxy_auth_key,
+                agent,
+                tenant=tenant,
+                ttl=ttl,
+                session=session,
+            )
+            proxy_url = with_credentials(proxy_url, agent, password)
+        bundle = ca_file or ca_bundle_path(confdir)
+        env = {
+            "HTTPS_PROXY": proxy_url,
+            "HTTP_PROXY": proxy_url,
+            "https_proxy": proxy_url,  # curl reads only the lower-case http_proxy
+            "http_proxy": proxy_url,
+            "NO_PROXY": "localhost,127.0.0.1,::1",
+            "no_proxy": "localhost,127.0.0.1,::1",
+        }
+        env |= {var: str(bundle) for var in CA_BUNDLE_VARS}
+        env |= {var: str(ca_file or ca_cert_path(confdir)) for var in CA_ONLY_VARS}
+        chosen = {
+            vault.get_secret_info(name, tenant=tenant).provider: name for name in secrets_chosen
+        }
+        providers = [p for p in vault.providers_with_secrets(tenant=tenant) if p in env_vars]
+        issued = vault.issue_tokens(
             agent,
-            ttl,
-            proxy_url,
-            session,
-            ca_file,
-            secrets_chosen,
-            tenant,
-            max_ttl,
-            env_vars or {p.name: p.env_var for p in BUILTIN.values()},
+            [(p, chosen.get(p)) for p in providers],
+            ttl=ttl,
+            session=session,
+            tenant=tenant,
+            max_ttl=max_ttl,
         )
+        for provider, token in zip(providers, issued, strict=True):
+            env[env_vars[provider]] = token
+        return env
     except BaseException:
         vault.revoke_session(session)
         raise
-
-
-def _issue_environment(
-    vault: Vault,
-    agent: str,
-    ttl: float,
-    proxy_url: str,
-    session: str,
-    ca_file: Path | None,
-    secrets_chosen: tuple[str, ...],
-    tenant: str,
-    max_ttl: float | None,
-    env_vars: Mapping[str, str],
-) -> dict[str, str]:
-    confdir = home().confdir
-    if proxy_auth.requires_proxy_auth(vault.db, tenant, agent):
-        password = proxy_auth.issue_password(
-            vault.db,
-            vault.audit,
-            vault.proxy_auth_key,
-            agent,
-            tenant=tenant,
-            ttl=ttl,
-            session=session,
-        )
-        proxy_url = with_credentials(proxy_url, agent, password)
-    bundle = ca_file or ca_bundle_path(confdir)
-    env = {
-        "HTTPS_PROXY": proxy_url,
-        "HTTP_PROXY": proxy_url,
-        "https_proxy": proxy_url,  # curl reads only the lower-case http_proxy
-        "http_proxy": proxy_url,
-        "NO_PROXY": "localhost,127.0.0.1,::1",
-        "no_proxy": "localhost,127.0.0.1,::1",
-    }
-    env |= {var: str(bundle) for var in CA_BUNDLE_VARS}
-    env |= {var: str(ca_file or ca_cert_path(confdir)) for var in CA_ONLY_VARS}
-    chosen = {vault.get_secret_info(name, tenant=tenant).provider: name for name in secrets_chosen}
-    providers = [p for p in vault.providers_with_secrets(tenant=tenant) if p in env_vars]
-    issued = vault.issue_tokens(
-        agent,
-        [(p, chosen.get(p)) for p in providers],
-        ttl=ttl,
-        session=session,
-        tenant=tenant,
-        max_ttl=max_ttl,
-    )
-    for provider, token in zip(providers, issued, strict=True):
-        env[env_vars[provider]] = token
-    return env
 
 
 def _env_vars(config: Config) -> dict[str, str]:
