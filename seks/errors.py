@@ -23,6 +23,10 @@
         ├── ProxyAuthRequired  407 seks_proxy_auth_required (the agent must authenticate)
         ├── ProxyAuthFailed    407 seks_proxy_auth_failed (its proxy credentials are wrong)
         ├── AgentMismatch      403 seks_agent_mismatch (authenticated as another agent)
+        ├── BadSignature       400 seks_bad_signature (AWS: a signature the proxy cannot re-sign)
+        │   ├── MalformedSignature   a SigV4 Authorization or presigned URL that does not parse
+        │   ├── SignatureUnsupported SigV2, SigV4a, event-stream bodies
+        │   └── PresignExpired       403: the presigned URL's own expiry has passed
         ├── AuditUnavailable   503 seks_audit_unavailable
         ├── VaultUnavailable   503 seks_vault_error (the credential could not be decrypted)
         └── UpstreamError      502 seks_upstream_error
@@ -42,17 +46,21 @@ __all__ = [
     "ApprovalDenied",
     "ApprovalExpired",
     "AuditUnavailable",
+    "BadSignature",
     "ConfigError",
     "HostNotAllowed",
     "IpNotAllowed",
+    "MalformedSignature",
     "MalformedToken",
     "NotFound",
+    "PresignExpired",
     "ProxyAuthFailed",
     "ProxyAuthRequired",
     "RateLimited",
     "RequestRefused",
     "ScopeNotAllowed",
     "SeksError",
+    "SignatureUnsupported",
     "TamperedBlob",
     "TokenExpired",
     "TokenMisplaced",
@@ -156,6 +164,25 @@ class TokenMisplaced(RequestRefused):
     status = 403
     type = "seks_token_misplaced"
     reason = "token_misplaced"
+
+
+class BadSignature(RequestRefused):
+    status = 400
+    type = "seks_bad_signature"
+    reason = "bad_signature"
+
+
+class MalformedSignature(BadSignature):
+    reason = "malformed_signature"
+
+
+class SignatureUnsupported(BadSignature):
+    reason = "signature_unsupported"
+
+
+class PresignExpired(BadSignature):
+    status = 403
+    reason = "presign_expired"
 
 
 class AuditUnavailable(RequestRefused):

@@ -811,4 +811,4 @@ def test_a_custom_provider_takes_secrets_tokens_and_gets_its_env_variable(home: 
 def test_an_unknown_provider_is_a_usage_error_listing_the_known_ones(home: Path) -> None:
     seks("init")
     out = seks("secret", "add", "x", "--provider", "acme", input="v\n", code=2).output
-    assert "'acme' is not a provider: one of anthropic, brave" in out
+    assert "'acme' is not a provider: one of anthropic, aws, brave" in out

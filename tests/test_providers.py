@@ -168,6 +168,7 @@ def test_builtin_providers_and_their_sdk_variables() -> None:
         "cloudflare": "CLOUDFLARE_API_TOKEN",
         "discord": "DISCORD_BOT_TOKEN",
         "telegram": "TELEGRAM_BOT_TOKEN",
+        "aws": "AWS_ACCESS_KEY_ID",
     }
     assert OPENAI.hosts == ("api.openai.com",)
     assert ANTHROPIC.hosts == ("api.anthropic.com",)

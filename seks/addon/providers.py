@@ -5,7 +5,9 @@ A credential sits in one of four kinds of place (:class:`CredentialPlace`):
 - ``header``: a request header, optionally after a scheme word (``Authorization: Bearer <key>``);
 - ``query``: a query parameter (``?key=<key>``);
 - ``path``: a whole path segment, after a fixed prefix (Telegram's ``/bot<key>/getMe``);
-- ``basic``: the password of ``Authorization: Basic`` (git over HTTPS: ``x-access-token:<key>``).
+- ``basic``: the password of ``Authorization: Basic`` (git over HTTPS: ``x-access-token:<key>``);
+- ``sigv4``: AWS's access key id in a SigV4 signature (header or presigned URL), re-signed with
+  the real key (``seks/addon/sigv4.py``); built in only.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ __all__ = [
     "host_matches",
 ]
 
-PlaceKind = Literal["header", "query", "path", "basic"]
-PLACE_KINDS: tuple[PlaceKind, ...] = ("header", "query", "path", "basic")
+PlaceKind = Literal["header", "query", "path", "basic", "sigv4"]
+PLACE_KINDS: tuple[PlaceKind, ...] = ("header", "query", "path", "basic")  # for custom providers
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class CredentialPlace:
             return f"the path segment /{self.name}<key>"
         if self.kind == "basic":
             return "authorization: Basic base64(<user>:<key>)"
+        if self.kind == "sigv4":
+            return "the access key id of an AWS SigV4 signature (header or presigned URL)"
         return f"{self.name}: {self.scheme + ' ' if self.scheme else ''}<key>"
 
     def holds(self, value: str, token: str) -> bool:
@@ -166,6 +170,12 @@ BUILTIN: dict[str, Provider] = {
             (header_place("authorization", "Bot"),),
             "DISCORD_BOT_TOKEN",
             paths=("/api",),
+        ),
+        Provider(
+            "aws",
+            ("*.amazonaws.com", "*.amazonaws.com.cn"),
+            (CredentialPlace("", kind="sigv4"),),
+            "AWS_ACCESS_KEY_ID",
         ),
         Provider(
             "telegram",

@@ -57,7 +57,7 @@ class MatcherCache:
         cached = self._cache.get(tenant)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
-        values = [(s.name, s.reveal().encode()) for s in vault.reveal_all(tenant)]
+        values = [(s.name, v.encode()) for s in vault.reveal_all(tenant) for v in s.scrub_values()]
         # Compiling a thousand secrets' patterns takes a while: not on the event loop.
         matcher = await asyncio.to_thread(Matcher, values)
         del values

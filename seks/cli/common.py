@@ -27,6 +27,7 @@ __all__ = [
     "load_cli_config",
     "open_vault",
     "option_errors",
+    "read_aws_value",
     "read_secret_value",
     "tenant_option",
 ]
@@ -106,6 +107,32 @@ def read_secret_value(prompt: str) -> str:
     if not value:
         raise click.ClickException("no secret value on stdin")
     return value
+
+
+def read_aws_value(name: str, extra: dict[str, str | None]) -> str:
+    """An aws secret's JSON: from three prompts (the secret parts hidden), or stdin when piped.
+    ``extra`` adds the CLI's allow-list options; the vault checks the whole value."""
+    if sys.stdin.isatty():
+        data: dict[str, Any] = {
+            "access_key_id": click.prompt(f"access key id for {name}"),
+            "secret_access_key": click.prompt("secret access key", hide_input=True),
+            "session_token": click.prompt(
+                "session token (Enter for none)", default="", hide_input=True, show_default=False
+            ),
+        }
+    else:
+        text = read_secret_value(name)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise click.ClickException(
+                "stdin is not JSON: an aws secret is "
+                '{"access_key_id": …, "secret_access_key": …, "session_token": …}'
+            ) from None
+        if not isinstance(data, dict):
+            raise click.ClickException("stdin is not a JSON object with access_key_id and friends")
+    data.update({k: v for k, v in extra.items() if v})
+    return json.dumps(data)
 
 
 def load_cli_config(config_path: Path | None) -> Config:

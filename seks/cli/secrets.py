@@ -10,6 +10,7 @@ from seks.cli.common import (
     PROVIDER_CHOICE,
     emit_json,
     open_vault,
+    read_aws_value,
     read_secret_value,
     tenant_option,
 )
@@ -44,17 +45,47 @@ def secret() -> None:
     show_default=True,
     help="required: every request using it waits for `seks approve`.",
 )
+@click.option(
+    "--aws-regions",
+    metavar="LIST",
+    help="aws: the regions its tokens may reach, comma-separated (default: any).",
+)
+@click.option(
+    "--aws-services",
+    metavar="LIST",
+    help="aws: the services its tokens may reach, e.g. s3,sts (default: any).",
+)
+@click.option("--aws-region", metavar="REGION", help="aws: the region `seks env` gives agents.")
 @tenant_option
-def secret_add(name: str, provider: str, approval: str, tenant: str) -> None:
+def secret_add(
+    name: str,
+    provider: str,
+    approval: str,
+    aws_regions: str | None,
+    aws_services: str | None,
+    aws_region: str | None,
+    tenant: str,
+) -> None:
     """Store a credential. The value comes from a hidden prompt, or stdin when piped.
+
+    An aws secret is an access key id, a secret access key and an optional session token:
+    three prompts, or one JSON object on stdin
+    {"access_key_id": …, "secret_access_key": …, "session_token": …}.
 
     \b
     Example:
       seks secret add openai-main --provider openai
       pass show openai | seks secret add openai-main --provider openai
       seks secret add prod-key --provider openai --approval required --tenant acme
+      seks secret add aws-dev --provider aws --aws-regions eu-west-1 --aws-services s3,sts
     """
-    value = read_secret_value(f"value for {name}")
+    aws = {"regions": aws_regions, "services": aws_services, "region": aws_region}
+    if provider.lower() == "aws":
+        value = read_aws_value(name, aws)
+    elif any(aws.values()):
+        raise click.UsageError("--aws-regions, --aws-services and --aws-region are for aws secrets")
+    else:
+        value = read_secret_value(f"value for {name}")
     with open_vault() as vault:
         info = vault.add_secret(name, provider.lower(), value, tenant=tenant, approval=approval)
     needs = ", approval required" if info.approval == "required" else ""
@@ -108,7 +139,12 @@ def secret_rotate(name: str, tenant: str) -> None:
     Example:
       seks secret rotate openai-main      # paste the new key at the prompt
     """
-    value = read_secret_value(f"new value for {name}")
+    with open_vault() as vault:
+        current = vault.get_secret_info(name, tenant=tenant)
+    if current.provider == "aws":
+        value = read_aws_value(name, {})
+    else:
+        value = read_secret_value(f"new value for {name}")
     with open_vault() as vault:
         info = vault.rotate_secret(name, value, tenant=tenant)
     click.echo(f"rotated {info.name} to version {info.version}")

@@ -22,6 +22,15 @@ class Secret:
     def reveal(self) -> str:
         return self._value
 
+    def scrub_values(self) -> list[str]:
+        """The parts of the value that must never reach an agent (an AWS secret's JSON holds
+        an access key id, which identifies, beside its secret key and session token)."""
+        if self.provider == "aws":
+            from seks.store.aws_credentials import AwsCredentials
+
+            return AwsCredentials.from_json(self._value).secret_values()
+        return [self._value]
+
     def __repr__(self) -> str:
         return (
             f"Secret(name={self.name!r}, provider={self.provider!r}, "

@@ -20,6 +20,7 @@ from seks.errors import (
 )
 from seks.store import crypto, proxy_auth, tokens
 from seks.store.audit import CHAIN_MIGRATION, AuditEvent, AuditLog, os_user
+from seks.store.aws_credentials import AwsCredentials
 from seks.store.db import connect, migrate, write_tx
 from seks.store.secret import Secret
 from seks.store.tokens import TokenInfo
@@ -37,6 +38,15 @@ def check_approval(approval: str) -> str:
     if approval not in APPROVAL_MODES:
         raise ConfigError(f"approval must be one of {', '.join(APPROVAL_MODES)}, not {approval!r}")
     return approval
+
+
+def _checked_value(provider: str, value: str) -> str:
+    """A secret value as stored: an AWS secret's JSON checked and in its canonical form."""
+    if not value:
+        raise ConfigError("the secret value is empty")
+    if provider == "aws":
+        return AwsCredentials.from_json(value).to_json()
+    return value
 
 
 def check_name(kind: str, name: str) -> str:
@@ -214,8 +224,7 @@ class Vault(TokenOps):
             raise ConfigError(
                 f"provider name {provider!r} is not valid: use lower-case letters, digits and '-'"
             )
-        if not value:
-            raise ConfigError("the secret value is empty")
+        value = _checked_value(provider, value)
         now = time.time() if now is None else now
         with write_tx(self.db):
             self._require_tenant(tenant)
@@ -244,11 +253,10 @@ class Vault(TokenOps):
     def rotate_secret(
         self, name: str, value: str, *, tenant: str = DEFAULT_TENANT, now: float | None = None
     ) -> SecretInfo:
-        if not value:
-            raise ConfigError("the secret value is empty")
         now = time.time() if now is None else now
         with write_tx(self.db):
             info = self._require_secret(tenant, name)
+            value = _checked_value(info.provider, value)
             version = info.version + 1
             self._write_version(tenant, name, version, value, now)
             self.db.execute(
