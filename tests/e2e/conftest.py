@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from aws_upstream import MotoUpstream, start_moto
 from harness import (
     AGENT,
     REPO,
@@ -128,3 +129,19 @@ def proxy(
 @pytest.fixture(scope="module")
 def agent_env(seks: Seks, proxy: ProxyProcess) -> dict[str, str]:
     return seks.agent_env(proxy.url)
+
+
+@pytest.fixture(scope="session")
+def moto_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoUpstream]:
+    """moto_server over plain HTTP checking SigV4 signatures, with one allow-all key."""
+    moto = start_moto(tmp_path_factory.mktemp("moto-http"))
+    yield moto
+    moto.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_https(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Iterator[MotoUpstream]:
+    """moto_server over HTTPS (a certificate from the test CA), as `moto_http` otherwise."""
+    moto = start_moto(tmp_path_factory.mktemp("moto-https"), ca=test_ca)
+    yield moto
+    moto.stop()
