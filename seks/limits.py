@@ -62,6 +62,8 @@ class TokenLimits:
     allow_ips: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     rate: str | None = None
+    aws_regions: tuple[str, ...] = ()  # an aws token: the regions and services it may reach
+    aws_services: tuple[str, ...] = ()
 
     @classmethod
     def parse(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from seks.cli.common import (
 from seks.errors import ConfigError
 from seks.limits import TokenLimits, parse_cidr, parse_rate, parse_scope
 from seks.store import proxy_auth, tenants
+from seks.store.aws_credentials import REGION_RE, SERVICE_RE, parse_list
 from seks.store.tokens import TokenInfo
 
 
@@ -178,6 +180,10 @@ def token() -> None:
     "segment, ** spans segments; method * is any.",
 )
 @click.option("--rate", metavar="N/min", help="At most N requests per minute (also N/s, N/h).")
+@click.option(
+    "--aws-regions", metavar="LIST", help="aws: only these regions, e.g. eu-west-1,us-east-1."
+)
+@click.option("--aws-services", metavar="LIST", help="aws: only these services, e.g. s3,sts.")
 @tenant_option
 def token_issue(
     agent_name: str,
@@ -189,6 +195,8 @@ def token_issue(
     allow_ips: tuple[str, ...],
     scopes: tuple[str, ...],
     rate: str | None,
+    aws_regions: str | None,
+    aws_services: str | None,
     tenant: str,
 ) -> None:
     """Mint a fake token and print it, once, alone on a line (so $(…) works).
@@ -198,8 +206,16 @@ def token_issue(
       export OPENAI_API_KEY=$(seks token issue --agent research-bot --provider openai --ttl 8h)
       seks token issue --agent bot -p openai --single-use --allow 'POST /v1/chat/completions'
       seks token issue --agent bot -p openai --allow-ip 10.0.0.0/8 --rate 30/min
+      seks token issue --agent bot -p aws --aws-regions eu-west-1 --aws-services s3
     """
+    if provider.lower() != "aws" and (aws_regions or aws_services):
+        raise click.UsageError("--aws-regions and --aws-services are for aws tokens")
     limits = _limits(max_uses, single_use, allow_ips, scopes, rate)
+    with option_errors("--aws-regions"):
+        regions = parse_list(aws_regions, "regions", REGION_RE)
+    with option_errors("--aws-services"):
+        services = parse_list(aws_services, "services", SERVICE_RE)
+    limits = dataclasses.replace(limits, aws_regions=regions, aws_services=services)
     max_ttl = load_cli_config(None).max_token_ttl
     with open_vault() as vault:
         value, _ = vault.issue_token(
@@ -249,6 +265,10 @@ def _limits_text(t: TokenInfo) -> str:
         parts.append("allow " + "; ".join(t.scopes))
     if t.rate:
         parts.append(f"rate {t.rate}")
+    if t.aws_regions:
+        parts.append("regions " + ",".join(t.aws_regions))
+    if t.aws_services:
+        parts.append("services " + ",".join(t.aws_services))
     return " · ".join(parts) or "no limits"
 
 

@@ -19,7 +19,14 @@ from typing import Any
 
 from seks.errors import ConfigError
 
-__all__ = ["FAKE_SECRET_KEY", "FAKE_SESSION_TOKEN", "AwsCredentials", "parse_list"]
+__all__ = [
+    "FAKE_SECRET_KEY",
+    "FAKE_SESSION_TOKEN",
+    "REGION_RE",
+    "SERVICE_RE",
+    "AwsCredentials",
+    "parse_list",
+]
 
 # What the agent holds beside its seks_aws_… access key id: botocore needs a secret key and
 # signs with it, the proxy re-signs with the real one. Not a credential anywhere.

@@ -202,6 +202,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m003_token_limits", limits_schema.m003_token_limits),
     ("m004_approvals", limits_schema.m004_approvals),
     ("m005_proxy_auth", limits_schema.m005_proxy_auth),
+    ("m006_aws_allow_lists", limits_schema.m006_aws_allow_lists),
 ]
 
 

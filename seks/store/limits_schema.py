@@ -1,4 +1,4 @@
-"""Schema for token limits, approvals and agent proxy passwords (migrations m003 to m005).
+"""Schema for token limits, approvals and agent proxy passwords (migrations m003 to m006).
 
 Kept apart from ``db.py``'s initial schema; ``db.MIGRATIONS`` lists them in order.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-__all__ = ["m003_token_limits", "m004_approvals", "m005_proxy_auth"]
+__all__ = ["m003_token_limits", "m004_approvals", "m005_proxy_auth", "m006_aws_allow_lists"]
 
 
 def m003_token_limits(db: sqlite_utils.Database) -> None:
@@ -69,3 +69,9 @@ def m005_proxy_auth(db: sqlite_utils.Database) -> None:
     )
     db.table("proxy_passwords").create_index(["password_hash"], unique=True)
     db.table("proxy_passwords").create_index(["tenant", "agent"])
+
+
+def m006_aws_allow_lists(db: sqlite_utils.Database) -> None:
+    """An aws token's regions and services (JSON lists; NULL: any)."""
+    for column in ("aws_regions", "aws_services"):
+        db.execute(f"ALTER TABLE tokens ADD COLUMN {column} TEXT")

@@ -152,6 +152,8 @@ class TokenInfo:
     allow_ips: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     rate: str | None = None
+    aws_regions: tuple[str, ...] = ()
+    aws_services: tuple[str, ...] = ()
 
     def state(self, now: float) -> str:
         if self.revoked_at is not None:
@@ -164,19 +166,26 @@ class TokenInfo:
 
     @property
     def limits(self) -> TokenLimits:
-        return TokenLimits(self.max_uses, self.allow_ips, self.scopes, self.rate)
+        return TokenLimits(
+            self.max_uses,
+            self.allow_ips,
+            self.scopes,
+            self.rate,
+            self.aws_regions,
+            self.aws_services,
+        )
 
 
 # Column names, not a password.
 _COLUMNS = (
     "id, tenant, agent, provider, secret_name, created_at, expires_at, revoked_at, session, "
-    "max_uses, uses_left, allow_ips, scopes, rate"
+    "max_uses, uses_left, allow_ips, scopes, rate, aws_regions, aws_services"
 )
 
 
 def _info(row: Any) -> TokenInfo:
     id_, tenant, agent, provider, secret_name, created, expires, revoked, session = row[:9]
-    max_uses, uses_left, allow_ips, scopes, rate = row[9:]
+    max_uses, uses_left, allow_ips, scopes, rate, aws_regions, aws_services = row[9:]
     return TokenInfo(
         id_,
         tenant,
@@ -189,10 +198,20 @@ def _info(row: Any) -> TokenInfo:
         session,
         max_uses=max_uses,
         uses_left=uses_left,
-        allow_ips=tuple(json.loads(allow_ips)) if allow_ips else (),
-        scopes=tuple(json.loads(scopes)) if scopes else (),
+        allow_ips=_json_list(allow_ips),
+        scopes=_json_list(scopes),
         rate=rate,
+        aws_regions=_json_list(aws_regions),
+        aws_services=_json_list(aws_services),
     )
+
+
+def _json_list(text: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(text)) if text else ()
+
+
+def _text_list(items: tuple[str, ...]) -> str | None:
+    return json.dumps(list(items)) if items else None
 
 
 def insert_record(
@@ -208,7 +227,7 @@ def insert_record(
     that says whose it is (`seks audit hash`)."""
     db.execute(
         f"INSERT INTO tokens (token_hash, {_COLUMNS}) "  # noqa: S608
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             digest,
             info.id,
@@ -222,9 +241,11 @@ def insert_record(
             info.session,
             info.max_uses,
             info.uses_left,
-            json.dumps(list(info.allow_ips)) if info.allow_ips else None,
-            json.dumps(list(info.scopes)) if info.scopes else None,
+            _text_list(info.allow_ips),
+            _text_list(info.scopes),
             info.rate,
+            _text_list(info.aws_regions),
+            _text_list(info.aws_services),
         ],
     )
     audit.append(

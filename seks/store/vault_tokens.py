@@ -119,6 +119,8 @@ class TokenOps:
                     allow_ips=limits.allow_ips,
                     scopes=limits.scopes,
                     rate=limits.rate,
+                    aws_regions=limits.aws_regions if provider == "aws" else (),
+                    aws_services=limits.aws_services if provider == "aws" else (),
                 )
                 tokens.insert_record(
                     self.db, self.audit, tokens.token_hash(self._pepper, token), info, token=token
