@@ -6,6 +6,7 @@ Every problem raises one :class:`ConfigError` naming the key and what is wrong w
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,10 +95,16 @@ def _parse_upstream(value: object, key: str) -> Upstream:
     if not isinstance(value, str):
         raise ConfigError(f"{key}: expected a URL such as https://host:port")
     parts = urlsplit(value)
-    if parts.scheme != "https":
+    if parts.scheme not in ("https", "http"):
         raise ConfigError(f"{key}: must be an https:// URL, got {value!r}")
     if not parts.hostname:
         raise ConfigError(f"{key}: has no host name: {value!r}")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        # A real credential in plain text on a network: only to a server on this host.
+        raise ConfigError(
+            f"{key}: http:// is only for a server on this host (127.0.0.1, ::1, localhost); "
+            f"use https:// for {parts.hostname}"
+        )
     if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
         raise ConfigError(f"{key}: only scheme, host and port are allowed, got {value!r}")
     try:
@@ -106,8 +113,17 @@ def _parse_upstream(value: object, key: str) -> Upstream:
         raise ConfigError(f"{key}: {e}") from e
     if port == 0:
         raise ConfigError(f"{key}: port 0 is not a port to connect to")
-    port = port or 443
+    port = port or (443 if parts.scheme == "https" else 80)
     return Upstream(parts.scheme, parts.hostname, port)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _mapping(value: object, key: str) -> Mapping[str, Any]:
@@ -141,8 +157,10 @@ def _parse_provider(
             ca = base / ca
         if not ca.is_file():
             raise ConfigError(f"{where}.upstream_ca: no such file: {ca}")
-        if upstream is None:
-            raise ConfigError(f"{where}.upstream_ca: only makes sense with {where}.upstream")
+        if upstream is None or upstream.scheme != "https":
+            raise ConfigError(
+                f"{where}.upstream_ca: only makes sense with an https:// {where}.upstream"
+            )
     provider = parse_custom_provider(name, data, where) if custom else None
     return ProviderSettings(upstream=upstream, upstream_ca=ca, custom=provider)
 

@@ -173,6 +173,8 @@ def test_a_list_or_string_where_a_mapping_belongs_is_named(data: object, where: 
         ("https://gw.example.com/", Upstream("https", "gw.example.com", 443)),
         ("https://127.0.0.1:9443", Upstream("https", "127.0.0.1", 9443)),
         ("https://[::1]:9443", Upstream("https", "::1", 9443)),
+        ("http://127.0.0.1:5000", Upstream("http", "127.0.0.1", 5000)),
+        ("http://localhost", Upstream("http", "localhost", 80)),
     ],
 )
 def test_upstream_reads_an_https_host_and_port(url: str, expected: Upstream) -> None:
@@ -182,7 +184,9 @@ def test_upstream_reads_an_https_host_and_port(url: str, expected: Upstream) -> 
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("http://localhost:8443", "must be an https:// URL"),
+        ("http://gw.example.com:8080", "http:// is only for a server on this host"),
+        ("http://10.0.0.7", "http:// is only for a server on this host"),
+        ("ftp://localhost:8443", "must be an https:// URL"),
         ("localhost:8443", "must be an https:// URL"),
         ("https://localhost:8443/v1", "only scheme, host and port"),
         ("https://localhost:8443?api-version=1", "only scheme, host and port"),

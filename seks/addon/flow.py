@@ -11,26 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
+from seks.addon.aws import RESTORED_HEADERS, AwsUse, check_aws, resign, sign_buffered
+from seks.addon.aws_hosts import load_botocore_data, parse_aws_host
+from seks.addon.aws_issued import may_carry_credentials, swap_in_response
 from seks.addon.gate import TokenGate
 from seks.addon.gateway import is_gateway, route_gateway
 from seks.addon.inject import (
     FoundToken,
     credential_value,
     find_tokens,
+    headers_mentioning_seks,
     injected_target,
     require_place,
 )
-from seks.addon.policy import check_destination
+from seks.addon.policy import check_destination, route_to_upstream
 from seks.addon.providers import BUILTIN, CredentialPlace, Provider
-from seks.addon.records import audit_event, console_line
-from seks.addon.upstream_tls import start_tls_trusting
+from seks.addon.records import audit_event, console_line, refusal_response, requested_host
+from seks.addon.upstream_tls import TlsHooks
 from seks.config import Config, ProviderSettings, load_config
 from seks.errors import (
     AuditUnavailable,
@@ -38,12 +43,12 @@ from seks.errors import (
     RequestRefused,
     SeksError,
     VaultUnavailable,
-    agent_error_body,
 )
 from seks.home import Home
 from seks.store.audit import AuditEvent
 from seks.store.audit_chain import AuditKeys
 from seks.store.audit_writer import AuditWriter, discarding_for_bench
+from seks.store.aws_credentials import AwsCredentials
 from seks.store.vault import TokenInfo, Vault
 
 __all__ = ["DestinationGuard", "SeksAddon"]
@@ -61,20 +66,10 @@ class _Injected:
     tokens: list[TokenInfo] = field(default_factory=list)
     destination: tuple[str, str, int] = ("", "", 0)  # scheme, host, port it was approved for
     target: str | None = None  # the original (fake) path and query, when a token sat there
+    sign_later: tuple[AwsUse, TokenInfo] | None = None  # AWS: re-signed once the body is in
 
 
-def _headers_mentioning_seks(flow: http.HTTPFlow) -> list[tuple[str, str]]:
-    """Only headers whose raw bytes hold "seks_": decoding every header of every request
-    showed up in profiles. Decoded as mitmproxy's Headers does. Basic credentials are
-    base64: git puts a token there."""
-    return [
-        (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
-        for k, v in flow.request.headers.fields
-        if b"seks_" in v or v[:6].lower() == b"basic "
-    ]
-
-
-class SeksAddon:
+class SeksAddon(TlsHooks):
     """Swaps fake tokens for real credentials. Put it first in the addon chain, so its
     ``responseheaders``/``error``/``done`` hooks restore the fake token before any addon that
     saves or prints flows runs; :class:`DestinationGuard` goes last."""
@@ -135,6 +130,8 @@ class SeksAddon:
         if ctx.options.connection_strategy != "lazy":
             ctx.options.update(connection_strategy="lazy")
         discarding_for_bench()  # says so loudly, at start, if the bench-only switch is on
+        # botocore's service models, for AWS host names: ~3 s to read, not on the event loop.
+        threading.Thread(target=load_botocore_data, name="seks-aws-models", daemon=True).start()
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         self._gate.remember_connect(flow)  # Proxy-Authorization names the tunnel's agent
@@ -177,25 +174,6 @@ class SeksAddon:
     def _settings(self, provider: str) -> ProviderSettings:
         return self.config.providers.get(provider, ProviderSettings())
 
-    # -- TLS: what to intercept, and how to reach a configured upstream --------------------
-
-    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
-        if self.config.intercept == "all":
-            return
-        names = [data.client_hello.sni]
-        if data.context.server.address:
-            names.append(data.context.server.address[0])
-        if not any(n and p.serves(n) for n in names for p in self.providers.values()):
-            data.ignore_connection = True  # tunnel untouched: not ours to inspect
-
-    def tls_start_server(self, tls_start: tls.TlsData) -> None:
-        address = tls_start.conn.address  # type: ignore[attr-defined]  # a Server here
-        for settings in self.config.providers.values():
-            up = settings.upstream
-            if up and settings.upstream_ca and address == (up.host, up.port):
-                start_tls_trusting(tls_start, settings.upstream_ca)
-                return
-
     # -- the data flow ---------------------------------------------------------------------
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -208,7 +186,7 @@ class SeksAddon:
                 await self._refuse(flow, e, None)
                 return
         credential = self._gate.credential_for(flow)  # and Proxy-Authorization goes no further
-        found = find_tokens(_headers_mentioning_seks(flow), flow.request.path)  # 1
+        found = find_tokens(headers_mentioning_seks(flow.request.headers), flow.request.path)  # 1
         if not found:
             self._route_to_upstream(flow, self._provider_serving(flow.request.host))
             if self.config.scrub == "all":
@@ -228,7 +206,7 @@ class SeksAddon:
                 provider = self.providers.get(info.provider)
                 if provider is None:  # a custom provider since removed from the config
                     raise HostNotAllowed(f"provider {info.provider} is not in the SEKS config")
-                uses.append((token, self._authorize(flow, provider, token), info))  # 3
+                uses.append((token, self._authorize(flow, provider, token, info), info))  # 3
             infos = [info for _, _, info in uses]
             await self._gate.admit(flow, infos, credential, self._audit())  # 3: limits, approval
             await asyncio.gather(  # 4: durably committed before any credential is used
@@ -262,7 +240,7 @@ class SeksAddon:
             )
 
     def _authorize(
-        self, flow: http.HTTPFlow, provider: Provider, token: FoundToken
+        self, flow: http.HTTPFlow, provider: Provider, token: FoundToken, info: TokenInfo
     ) -> CredentialPlace:
         if flow.request.scheme != "https":
             raise HostNotAllowed(
@@ -276,7 +254,18 @@ class SeksAddon:
                 f"a {provider.name} token may only be sent to paths under "
                 f"{', '.join(provider.paths)}"
             )
+        if provider.places_of("sigv4"):
+            check_aws(flow, token, info, self._aws_credentials(info))
+            return provider.places[0]
         return require_place(provider, token)
+
+    def _aws_credentials(self, info: TokenInfo) -> AwsCredentials:
+        assert self.vault is not None
+        try:
+            secret = self.vault.reveal_secret(info.secret_name, tenant=info.tenant)
+            return AwsCredentials.from_json(secret.reveal())
+        except SeksError as e:
+            raise VaultUnavailable(f"the credential could not be read: {e}") from None
 
     def _inject(
         self,
@@ -289,6 +278,8 @@ class SeksAddon:
         # Every header that will change is saved before the first change, under its lower-case
         # name (Authorization and authorization are one header), so any failure can restore.
         names = {token.header.lower() for token, _, _ in uses if token.header is not None}
+        if any(place.kind == "sigv4" for _, place, _ in uses):
+            names.update(RESTORED_HEADERS)
         injected = _Injected(
             flow, started, {n: headers.get_all(n) for n in names}, [info for _, _, info in uses]
         )
@@ -296,6 +287,13 @@ class SeksAddon:
             injected.target = flow.request.path
         self._inflight[flow.id] = injected
         for token, place, info in uses:
+            if place.kind == "sigv4":  # 6: re-sign with the real key
+                injected.target = flow.request.path
+                creds = self._aws_credentials(info)
+                use = check_aws(flow, token, info, creds)
+                if not resign(flow, use, creds):
+                    injected.sign_later = (use, info)
+                continue
             try:
                 secret = self.vault.reveal_secret(info.secret_name, tenant=info.tenant)  # 5
             except SeksError as e:
@@ -313,15 +311,8 @@ class SeksAddon:
         return next((p for p in self.providers.values() if p.serves(host)), None)
 
     def _route_to_upstream(self, flow: http.HTTPFlow, provider: Provider | None) -> None:
-        """Send a provider host's request to that provider's configured ``upstream``."""
-        if provider is None or flow.request.scheme != "https":
-            return
-        up = self._settings(provider.name).upstream
-        if up is not None:
-            flow.metadata["seks_host"] = flow.request.host
-            flow.request.host = up.host
-            flow.request.port = up.port
-            flow.request.host_header = up.authority
+        if provider is not None:
+            route_to_upstream(flow, provider, self._settings(provider.name).upstream)
 
     def _restore(self, flow: http.HTTPFlow) -> _Injected | None:
         """Put the fake token back: nothing after this point holds the real credential."""
@@ -344,13 +335,26 @@ class SeksAddon:
                 HostNotAllowed("the request was redirected after the credential was injected"),
                 injected.tokens[0],
             )
+        elif injected and injected.sign_later is not None:
+            use, info = injected.sign_later
+            try:
+                sign_buffered(flow, use, self._aws_credentials(info))
+            except RequestRefused as e:
+                self._restore(flow)
+                await self._refuse(flow, e, info)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         injected = self._restore(flow)  # 8: the fake token is back before anything else runs
         if injected is not None:
             self._answered[flow.id] = injected
+            endpoint = parse_aws_host(requested_host(flow))
+            if endpoint and may_carry_credentials(endpoint.service, flow.request.path):
+                flow.metadata["seks_buffer"] = True  # held whole, to swap credentials in it
 
     def response(self, flow: http.HTTPFlow) -> None:
+        injected = self._answered.get(flow.id)
+        if injected and flow.metadata.get("seks_buffer") and self.vault:
+            swap_in_response(flow, self.vault, injected.tokens[0])
         self._finish(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
@@ -400,11 +404,7 @@ class SeksAddon:
     ) -> None:
         """Answer the agent with the refusal, once its audit row is committed (so an operator
         who looks right after the agent's error finds the row); the refusal stands either way."""
-        flow.response = http.Response.make(
-            err.status,
-            agent_error_body(err),
-            {"content-type": "application/json", **err.response_headers()},
-        )
+        flow.response = refusal_response(flow, err)
         flow.metadata["seks_refused"] = True
         log.info(console_line(flow, f"refused: {err.type}"))
         event = audit_event(

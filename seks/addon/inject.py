@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote
 
+from mitmproxy.http import Headers
+
 from seks.addon.providers import CredentialPlace, Provider
 from seks.errors import TokenMisplaced
 from seks.store.secret import Secret
@@ -25,6 +27,7 @@ __all__ = [
     "basic_credentials",
     "credential_value",
     "find_tokens",
+    "headers_mentioning_seks",
     "injected_target",
     "require_place",
 ]
@@ -51,6 +54,17 @@ class FoundToken:
         if self.where == "query":
             return f"the query parameter {self.param!r} of the URL"
         return "the URL path"
+
+
+def headers_mentioning_seks(headers: Headers) -> list[tuple[str, str]]:
+    """Only headers whose raw bytes hold "seks_": decoding every header of every request
+    showed up in profiles. Decoded as mitmproxy's Headers does. Basic credentials are
+    base64: git puts a token there."""
+    return [
+        (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+        for k, v in headers.fields
+        if b"seks_" in v or v[:6].lower() == b"basic "
+    ]
 
 
 def basic_credentials(value: str) -> tuple[str, str] | None:

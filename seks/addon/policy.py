@@ -8,12 +8,18 @@ goes elsewhere (shared notes: ``pretty_host`` follows the Host header).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from mitmproxy import http
 
 from seks.addon.providers import Provider
 from seks.errors import HostNotAllowed
 
-__all__ = ["check_destination", "host_of_authority"]
+if TYPE_CHECKING:
+    from seks.config import Upstream
+
+__all__ = ["check_destination", "host_of_authority", "route_to_upstream"]
 
 
 def host_of_authority(authority: str) -> str | None:
@@ -46,3 +52,16 @@ def check_destination(
                 f"the Host header {host_header!r} differs from the proxy's destination "
                 f"{connect_host!r}"
             )
+
+
+def route_to_upstream(flow: http.HTTPFlow, provider: Provider, up: Upstream | None) -> None:
+    """Send a provider host's request to that provider's configured ``upstream``."""
+    if up is None or flow.request.scheme != "https":
+        return
+    flow.metadata["seks_host"] = flow.request.host
+    host_header = flow.request.host_header
+    flow.request.scheme = up.scheme
+    flow.request.host = up.host
+    flow.request.port = up.port
+    # AWS signs the Host header, and its endpoints tell buckets and services apart by it.
+    flow.request.host_header = host_header if provider.name == "aws" else up.authority

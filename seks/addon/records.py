@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from mitmproxy import http
 
+from seks.addon.aws_errors import aws_error_response, aws_protocol
+from seks.addon.aws_hosts import parse_aws_host
+from seks.errors import RequestRefused, agent_error_body
 from seks.store.audit import AuditEvent
 from seks.store.audit_chain import AuditKeys
 from seks.store.tokens import TOKEN_CANDIDATE_RE, TokenInfo
@@ -17,6 +20,7 @@ __all__ = [
     "audit_event",
     "client_ip",
     "console_line",
+    "refusal_response",
     "requested_host",
     "response_bytes",
     "safe_path",
@@ -92,4 +96,19 @@ def console_line(flow: http.HTTPFlow, what: str) -> str:
     return (
         f"{client_ip(flow)} {flow.request.method} {scheme}://{where}{safe_path(flow)}"
         f" -> {status} {what}"
+    )
+
+
+def refusal_response(flow: http.HTTPFlow, err: RequestRefused) -> http.Response:
+    """What the agent gets for a refusal: JSON both LLM SDKs parse, or for an AWS endpoint an
+    error in the AWS SDK's own protocol, so it raises its usual ClientError."""
+    endpoint = parse_aws_host(requested_host(flow))
+    if endpoint is not None:
+        protocol = aws_protocol(endpoint.service, flow.request.headers)
+        status, headers, body = aws_error_response(err, protocol)
+        return http.Response.make(status, body, headers)
+    return http.Response.make(
+        err.status,
+        agent_error_body(err),
+        {"content-type": "application/json", **err.response_headers()},
     )

@@ -227,7 +227,7 @@ def plan_response(flow: http.HTTPFlow, matcher: Matcher) -> ScrubPlan:
         return plan
     content_type = response.headers.get("content-type", "")
     length = response.headers.get("content-length")
-    stream = (
+    stream = not flow.metadata.get("seks_buffer") and (
         content_type.startswith("text/event-stream")
         or length is None
         or not length.isdigit()

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mitmproxy import connection, ctx
+from mitmproxy import connection, ctx, tls
 from mitmproxy.addons.tlsconfig import DEFAULT_HOSTFLAGS
 from mitmproxy.net import tls as net_tls
 from mitmproxy.tls import TlsData
 from OpenSSL import SSL
 
-__all__ = ["start_tls_trusting"]
+__all__ = ["TlsHooks", "start_tls_trusting"]
 
 
 def start_tls_trusting(tls_start: TlsData, ca_file: Path) -> None:
@@ -61,3 +61,31 @@ def start_tls_trusting(tls_start: TlsData, ca_file: Path) -> None:
         conn.set_alpn_protos(list(server.alpn_offers))
     conn.set_connect_state()
     tls_start.ssl_conn = conn
+
+
+class TlsHooks:
+    """The SEKS addon's TLS hooks: what to intercept, and how to reach a configured upstream."""
+
+    if TYPE_CHECKING:
+        from seks.addon.providers import Provider
+        from seks.config import Config
+
+        config: Config
+        providers: dict[str, Provider]
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        if self.config.intercept == "all":
+            return
+        names = [data.client_hello.sni]
+        if data.context.server.address:
+            names.append(data.context.server.address[0])
+        if not any(n and p.serves(n) for n in names for p in self.providers.values()):
+            data.ignore_connection = True  # tunnel untouched: not ours to inspect
+
+    def tls_start_server(self, tls_start: tls.TlsData) -> None:
+        address = tls_start.conn.address  # type: ignore[attr-defined]  # a Server here
+        for settings in self.config.providers.values():
+            up = settings.upstream
+            if up and settings.upstream_ca and address == (up.host, up.port):
+                start_tls_trusting(tls_start, settings.upstream_ca)
+                return

@@ -18,6 +18,7 @@ from seks.cli.gateway_env import gateway_environment
 from seks.config import Config, parse_listen
 from seks.errors import ConfigError
 from seks.store import proxy_auth
+from seks.store.aws_credentials import FAKE_SECRET_KEY, AwsCredentials
 from seks.store.vault import Vault
 
 DEFAULT_AGENT_TTL = 8 * 3600.0
@@ -152,10 +153,25 @@ def _agent_environment(
         )
         for provider, token in zip(providers, issued, strict=True):
             env[env_vars[provider]] = token
+        if "aws" in providers:
+            env |= _aws_environment(vault, chosen.get("aws"), tenant)
         return env
     except BaseException:
         vault.revoke_session(session)
         raise
+
+
+def _aws_environment(vault: Vault, secret_name: str | None, tenant: str) -> dict[str, str]:
+    """Beside the token (the access key id): a placeholder secret key for the SDK to sign
+    with, and the secret's region if it names one (otherwise the agent's own setting stays)."""
+    env = {"AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY}
+    name = secret_name or next(
+        s.name for s in vault.list_secrets(tenant=tenant) if s.provider == "aws"
+    )
+    region = AwsCredentials.from_json(vault.reveal_secret(name, tenant=tenant).reveal()).region
+    if region:
+        env |= {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    return env
 
 
 def _env_vars(config: Config) -> dict[str, str]:
