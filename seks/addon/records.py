@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mitmproxy import http
 
+from seks.addon.aws_audit import aws_detail
 from seks.addon.aws_errors import aws_error_response, aws_protocol
 from seks.addon.aws_hosts import parse_aws_host
 from seks.errors import RequestRefused, agent_error_body
@@ -65,8 +66,13 @@ def audit_event(
     **fields: object,
 ) -> AuditEvent:
     """The audit row for a flow. With ``keys``, the query string and the ``token`` the
-    request carried are kept as keyed hashes a person can search for (`seks audit hash`)."""
+    request carried are kept as keyed hashes a person can search for (`seks audit hash`).
+    A request to AWS says its service, region, operation and S3 bucket and key in ``detail``."""
     query = flow.request.path.partition("?")[2]
+    if "detail" not in fields:
+        endpoint = parse_aws_host(requested_host(flow))
+        if endpoint is not None:
+            fields["detail"] = aws_detail(flow.request, endpoint)
     return AuditEvent(
         query_hash=keys.search_hash(query) if keys and query else None,
         token_hash=keys.search_hash(token) if keys and token else None,

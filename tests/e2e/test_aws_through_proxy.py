@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 import yaml
 from aws_upstream import MotoUpstream
-from harness import AGENT, ProxyProcess, Seks, find_leaks, run_agent, running_proxy
+from harness import (
+    AGENT,
+    ProxyProcess,
+    Seks,
+    files_under,
+    find_leaks,
+    run_agent,
+    running_proxy,
+)
 
 from seks.home import Home
 from seks.store.aws_credentials import AwsCredentials
@@ -45,7 +53,7 @@ def aws_proxy(aws_seks: Seks, moto: MotoUpstream) -> Iterator[ProxyProcess]:
     if moto.ca_pem is not None:
         settings["upstream_ca"] = str(moto.ca_pem)
     config = aws_seks.home / "config.yaml"
-    config.write_text(yaml.safe_dump({"providers": {"aws": settings}}))
+    config.write_text(yaml.safe_dump({"log_level": "debug", "providers": {"aws": settings}}))
     with running_proxy(aws_seks, config) as proxy:
         yield proxy
 
@@ -86,6 +94,15 @@ def test_s3_objects_with_awkward_keys_listing_and_delete(
     assert "ünï/çødé.txt" in call["after_delete"]
     rows = [r for r in aws_seks.audit() if r["event"] == "request.injected"]
     assert rows and {r["provider"] for r in rows} == {"aws"}
+    details = [json.loads(r["detail"]) for r in rows]
+    assert {
+        "service": "s3",
+        "region": "us-east-1",
+        "bucket": "seks-e2e",
+        "key": "ünï/çødé.txt",
+        "operation": "PutObject",
+    } in details
+    assert any(d.get("operation") == "ListObjectsV2" for d in details)
 
 
 def test_multipart_and_a_20_mib_upload_arrive_whole(
@@ -173,3 +190,27 @@ def test_a_signed_chunked_upload_as_other_sdks_send_it(
     published vectors check those, tests/test_sigv4_chunked.py)."""
     report = agent(agent_python, aws_env, "signed_chunked_put")
     assert report["signed_chunked_put"] == {"ok": True, "put": 200, "same": True, "size": 204805}
+
+
+def test_the_real_keys_are_nowhere_the_agent_or_a_reviewer_looks(
+    aws_seks: Seks, aws_proxy: ProxyProcess, moto: MotoUpstream
+) -> None:
+    """Last in the module: after every call above, at log level debug, the real access key's
+    secret (and the assumed role's, read from the vault) appear in no file of the SEKS home
+    (vault encrypted, audit rows hashed), no CLI output and nothing the proxy printed."""
+    home = Home(aws_seks.home)
+    vault = Vault.open(home.vault_path, home.master_key())
+    try:
+        issued = [
+            AwsCredentials.from_json(vault.reveal_secret(s.name).reveal())
+            for s in vault.list_secrets()
+            if ".issued." in s.name
+        ]
+    finally:
+        vault.close()
+    real = [moto.secret_access_key]
+    real += [v for c in issued for v in (c.secret_access_key, c.session_token) if v]
+    places = {f"file {n}": d for n, d in files_under(aws_seks.home.parent).items()}
+    places |= {"proxy output": aws_proxy.output(), "CLI": b"".join(aws_seks.transcript)}
+    assert find_leaks(real, places) == []
+    assert len(real) == 3, "run the whole module: the assume-role test stores credentials"
