@@ -60,6 +60,44 @@ def test_paths_outside_a_provider_are_refused_naming_the_known_ones(path: str) -
     assert (e.value.status, e.value.type) == (404, "seks_gateway_route_unknown")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "target"),
+    [
+        ("PUT", "/api/aws/s3/eu-west-1/my-bucket/dir/a%20b.txt", "/my-bucket/dir/a%20b.txt"),
+        ("GET", "/api/aws/s3/eu-west-1/my-bucket", "/my-bucket?list-type=2"),
+        (
+            "GET",
+            "/api/aws/s3/eu-west-1/my-bucket?prefix=d%2F",
+            "/my-bucket?list-type=2&prefix=d%2F",
+        ),
+        ("PUT", "/api/aws/s3/eu-west-1/my-bucket", "/my-bucket"),
+        ("DELETE", "/api/aws/s3/eu-west-1/my.bucket/k", "/my.bucket/k"),
+    ],
+)
+def test_the_s3_shape_goes_path_style_to_the_regional_endpoint(
+    method: str, path: str, target: str
+) -> None:
+    flow = gateway_flow(path)
+    flow.request.method = method
+    assert route_gateway(flow, BUILTIN).name == "aws"
+    req = flow.request
+    assert (req.scheme, req.host, req.host_header, req.path) == (
+        "https",
+        "s3.eu-west-1.amazonaws.com",
+        "s3.eu-west-1.amazonaws.com",
+        target,
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/aws/s3/moon/b/k", "/api/aws/s3/eu-west-1/B!/k", "/api/aws/sqs/eu-west-1/q", "/api/aws/"],
+)
+def test_other_aws_shapes_are_refused_naming_the_one_served(path: str) -> None:
+    with pytest.raises(GatewayRouteUnknown, match=r"/api/aws/s3/<region>/<bucket>\[/<key>\] only"):
+        route_gateway(gateway_flow(path), BUILTIN)
+
+
 def test_base_urls_point_sdks_at_the_gateway() -> None:
     urls = base_url_variables(BUILTIN, "http://127.0.0.1:8081")
     assert urls["OPENAI_BASE_URL"] == "http://127.0.0.1:8081/api/openai/v1"

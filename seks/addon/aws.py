@@ -44,6 +44,7 @@ class AwsUse:
 
     endpoint: AwsEndpoint
     signature: ClientSignature
+    from_scratch: bool = False  # the gateway's S3 shape: the agent did not sign at all
 
     @property
     def needs_body(self) -> bool:
@@ -65,6 +66,8 @@ def check_aws(
 ) -> AwsUse:
     """Step 3 for AWS: a signature the proxy can re-sign, the token as its access key id and
     nowhere else, and a service and region (from the host) inside both allow-lists."""
+    if flow.metadata.get("seks_gateway") == "aws":
+        return _check_gateway(flow, token, info, creds)
     signature = find_signature(_authorization(flow), flow.request.path.partition("?")[2])
     in_header = token.where == "header" and (token.header or "").lower() == "authorization"
     in_query = (
@@ -80,14 +83,40 @@ def check_aws(
     payload = flow.request.headers.get("x-amz-content-sha256", "")
     if payload in _REFUSED_PAYLOADS:
         raise SignatureUnsupported(f"{_REFUSED_PAYLOADS[payload]} cannot be re-signed by SEKS")
-    endpoint = parse_aws_host(flow.request.host)
-    if endpoint is None:
-        raise HostNotAllowed(f"{flow.request.host} is not an AWS endpoint SEKS understands")
+    endpoint = _endpoint(flow)
     _check_allowed("region", endpoint.region, signature.region, info.aws_regions, creds.regions)
     _check_allowed(
         "service", endpoint.service, signature.service, info.aws_services, creds.services
     )
     return AwsUse(endpoint, signature)
+
+
+def _endpoint(flow: http.HTTPFlow) -> AwsEndpoint:
+    endpoint = parse_aws_host(flow.request.host)
+    if endpoint is None:
+        raise HostNotAllowed(f"{flow.request.host} is not an AWS endpoint SEKS understands")
+    return endpoint
+
+
+def _check_gateway(
+    flow: http.HTTPFlow, token: FoundToken, info: TokenInfo, creds: AwsCredentials
+) -> AwsUse:
+    """The gateway's S3 shape: the token as ``Authorization: Bearer``, nothing signed yet."""
+    if (
+        token.where != "header"
+        or (token.header or "").lower() != "authorization"
+        or (token.value != f"Bearer {token.token}")
+    ):
+        raise TokenMisplaced(
+            f"an aws token was found in {token.describe()}; the gateway's S3 routes take it "
+            "only as Authorization: Bearer <token>"
+        )
+    endpoint = _endpoint(flow)
+    _check_allowed("region", endpoint.region, endpoint.region, info.aws_regions, creds.regions)
+    _check_allowed("service", "s3", "s3", info.aws_services, creds.services)
+    signed = ("host", "x-amz-content-sha256", "x-amz-date")
+    signature = ClientSignature(token.token, "", endpoint.region, "s3", signed)
+    return AwsUse(endpoint, signature, from_scratch=True)
 
 
 def _check_allowed(
@@ -124,6 +153,8 @@ def resign(flow: http.HTTPFlow, use: AwsUse, creds: AwsCredentials) -> bool:
     body (:func:`sign_buffered` then signs it in the ``request`` hook)."""
     sig = use.signature
     now = datetime.now(UTC)
+    if use.from_scratch:  # the body is not hashed: it streams, S3 checks it by its length
+        flow.request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
     if sig.presigned:
         resigned = resign_presigned(
             flow.request.method, _origin(flow), flow.request.path, _headers(flow), sig, creds, now
@@ -177,4 +208,9 @@ def _apply(flow: http.HTTPFlow, headers: dict[str, str | None], target: str | No
         flow.request.path = target
 
 
-RESTORED_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token")
+RESTORED_HEADERS = (
+    "authorization",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+)

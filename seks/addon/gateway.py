@@ -10,6 +10,7 @@ audit as a proxied request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from mitmproxy import http
@@ -64,6 +65,8 @@ def route_gateway(flow: http.HTTPFlow, providers: Mapping[str, Provider]) -> Pro
         )
     name, _, rest = path[len(GATEWAY_PREFIX) :].partition("/")
     name = name.split("?", 1)[0]
+    if name == "aws" and "aws" in providers:
+        return _route_s3(flow, providers["aws"], rest)
     provider = providers.get(name)
     host = gateway_host(provider) if provider is not None else None
     if provider is None or host is None:
@@ -75,6 +78,37 @@ def route_gateway(flow: http.HTTPFlow, providers: Mapping[str, Provider]) -> Pro
     flow.request.host = host
     flow.request.port = 443
     flow.request.path = "/" + rest
+    flow.request.host_header = host
+    flow.metadata["seks_gateway"] = provider.name
+    return provider
+
+
+_S3_ROUTE_RE = re.compile(
+    r"s3/(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})/(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])"
+    r"(?P<key>/[^?]*)?(?:\?(?P<query>.*))?"
+)
+
+
+def _route_s3(flow: http.HTTPFlow, provider: Provider, rest: str) -> Provider:
+    """The seeds' S3 shape: ``/api/aws/s3/<region>/<bucket>/<key>`` (GET, PUT, DELETE, HEAD)
+    and ``/api/aws/s3/<region>/<bucket>`` (GET lists the bucket, ListObjectsV2), with the
+    ``seks_aws_…`` token as a bearer token: signed from scratch by the proxy."""
+    m = _S3_ROUTE_RE.fullmatch(rest)
+    if m is None:
+        raise GatewayRouteUnknown(
+            "the SEKS gateway serves AWS as /api/aws/s3/<region>/<bucket>[/<key>] only"
+        )
+    query = m["query"] or ""
+    key = (m["key"] or "").lstrip("/")
+    if not key and flow.request.method == "GET" and "list-type=" not in query:
+        query = "&".join(p for p in ("list-type=2", query) if p)
+    host = f"s3.{m['region']}.amazonaws.com"
+    flow.request.scheme = "https"
+    flow.request.host = host
+    flow.request.port = 443
+    flow.request.path = (
+        f"/{m['bucket']}" + (f"/{key}" if key else "") + (f"?{query}" if query else "")
+    )
     flow.request.host_header = host
     flow.metadata["seks_gateway"] = provider.name
     return provider

@@ -1,6 +1,9 @@
 """What boto3 (and a plain HTTP client) sees when the proxy refuses an AWS request: an error in
 AWS's own protocol, which boto3 raises as a ClientError with a code and a message that says
-what to do. The upstream (moto, checking signatures) never sees a refused request."""
+what to do. The upstream (moto, checking signatures) never sees a refused request.
+
+Also the gateway's S3 shape, ``/api/aws/s3/<region>/<bucket>/<key>`` with a bearer token,
+which the proxy signs from scratch (moto checks that signature too)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from harness import (
     AGENT,
     ProxyProcess,
     Seks,
+    curl,
     parse_exports,
     run_agent,
     running_proxy,
@@ -155,3 +159,41 @@ def test_signatures_the_proxy_cannot_resign_are_refused_with_what_to_do(
     assert "event-stream bodies cannot be re-signed" in report["event_stream_put"]["body"]
     for call in ("sigv4a_put", "event_stream_put"):
         assert report[call]["status"] == 400
+
+
+def test_the_gateways_s3_shape_puts_gets_lists_and_deletes(
+    aws_seks: Seks, aws_proxy: ProxyProcess, tmp_path: Path, moto_http: MotoUpstream
+) -> None:
+    token = issue(aws_seks, "--secret", "aws-main")
+    base = f"{aws_proxy.gateway_url}/api/aws/s3/us-east-1/seks-gw"
+    env = harness_env(tmp_path)
+    bearer = f"Authorization: Bearer {token}"
+
+    def call(method: str, path: str = "", *args: str, headers: tuple[str, ...] = ()) -> Any:
+        return curl("-X", method, *args, f"{base}{path}", headers=(bearer, *headers), env=env)
+
+    assert call("PUT").status == 200  # CreateBucket
+    body = b"through the gateway " * 1000
+    (tmp_path / "up.bin").write_bytes(body)
+    put = call(
+        "PUT",
+        "/dir/a%20b.bin",
+        "--data-binary",
+        f"@{tmp_path / 'up.bin'}",
+        # curl's default form content type makes moto's werkzeug read the body as a form.
+        headers=("Content-Type: application/octet-stream",),
+    )
+    assert put.status == 200, put.body
+    got = call("GET", "/dir/a%20b.bin")
+    assert (got.status, got.body) == (200, body)
+    listed = call("GET", "", "-G", "--data-urlencode", "prefix=dir/")
+    assert listed.status == 200 and b"<Key>dir/a b.bin</Key>" in listed.body
+    assert call("DELETE", "/dir/a%20b.bin").status == 204
+    assert b"<Key>" not in call("GET").body
+
+    refused = curl("-X", "GET", f"{base}/x", headers=(f"x-api-key: {token}",), env=env)
+    assert refused.status == 403 and b"Authorization: Bearer" in refused.body
+    unknown = curl(f"{aws_proxy.gateway_url}/api/aws/sqs/us-east-1/q", headers=(bearer,), env=env)
+    assert unknown.status == 404
+    assert b"serves AWS as /api/aws/s3/<region>/<bucket>[/<key>] only" in unknown.body
+    assert token.encode() not in refused.body + unknown.body
