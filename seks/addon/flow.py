@@ -19,6 +19,7 @@ from pathlib import Path
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
+from seks.addon.audited import Audited
 from seks.addon.aws import RESTORED_HEADERS, AwsUse, check_aws, resign, sign_buffered
 from seks.addon.aws_hosts import load_botocore_data, parse_aws_host
 from seks.addon.aws_issued import may_carry_credentials, swap_in_response
@@ -34,20 +35,17 @@ from seks.addon.inject import (
 )
 from seks.addon.policy import check_destination, route_to_upstream
 from seks.addon.providers import BUILTIN, CredentialPlace, Provider
-from seks.addon.records import audit_event, console_line, refusal_response, requested_host
+from seks.addon.records import audit_event, console_line, requested_host
 from seks.addon.upstream_tls import TlsHooks
 from seks.config import Config, ProviderSettings, load_config
 from seks.errors import (
-    AuditUnavailable,
     HostNotAllowed,
     RequestRefused,
     SeksError,
     VaultUnavailable,
 )
 from seks.home import Home
-from seks.store.audit import AuditEvent
-from seks.store.audit_chain import AuditKeys
-from seks.store.audit_writer import AuditWriter, discarding_for_bench
+from seks.store.audit_writer import discarding_for_bench
 from seks.store.aws_credentials import AwsCredentials
 from seks.store.vault import TokenInfo, Vault
 
@@ -69,17 +67,14 @@ class _Injected:
     sign_later: tuple[AwsUse, TokenInfo] | None = None  # AWS: re-signed once the body is in
 
 
-class SeksAddon(TlsHooks):
+class SeksAddon(TlsHooks, Audited):
     """Swaps fake tokens for real credentials. Put it first in the addon chain, so its
     ``responseheaders``/``error``/``done`` hooks restore the fake token before any addon that
     saves or prints flows runs; :class:`DestinationGuard` goes last."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.vault: Vault | None = None
-        self._audit_writer: AuditWriter | None = None
-        self._vault_path: Path | None = None
-        self._audit_key = b""
-        self.audit_keys: AuditKeys | None = None  # hashes a request's token and query string
         self.config = Config()
         self.providers: dict[str, Provider] = dict(BUILTIN)
         self._gate = TokenGate()  # who may use a token, from where, for what, how often
@@ -119,10 +114,8 @@ class SeksAddon(TlsHooks):
         self._close()
         self.providers = self.config.all_providers
         self.vault = vault
-        self._vault_path = the_home.vault_path
         self._gate.open(vault, the_home.vault_path, self.config)
-        self._audit_key = vault.audit_key
-        self.audit_keys = vault.audit.keys
+        self._open_audit(the_home.vault_path, vault.audit_key, vault.audit.keys)
 
     def running(self) -> None:
         # Refused requests must never reach an upstream: connect only when a request is sent
@@ -130,8 +123,9 @@ class SeksAddon(TlsHooks):
         if ctx.options.connection_strategy != "lazy":
             ctx.options.update(connection_strategy="lazy")
         discarding_for_bench()  # says so loudly, at start, if the bench-only switch is on
-        # botocore's service models, for AWS host names: ~3 s to read, not on the event loop.
-        threading.Thread(target=load_botocore_data, name="seks-aws-models", daemon=True).start()
+        if self.vault is not None and self.vault.has_secrets_for("aws"):
+            # botocore's service models, for AWS host names: ~3 s to read, not on the loop.
+            threading.Thread(target=load_botocore_data, name="seks-models", daemon=True).start()
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         self._gate.remember_connect(flow)  # Proxy-Authorization names the tunnel's agent
@@ -148,28 +142,11 @@ class SeksAddon(TlsHooks):
         self._close()
 
     def _close(self) -> None:
-        if self._audit_writer is not None:
-            self._audit_writer.close()  # commits the rows still queued
-            self._audit_writer = None
+        self._close_audit()
         self._gate.close()
         if self.vault is not None:
             self.vault.close()
             self.vault = None
-        self._vault_path = None
-
-    def _audit(self) -> AuditWriter:
-        """Created on first use, inside the proxy's event loop. (Not a property: mitmproxy
-        reads every attribute of an addon when it collects commands.)"""
-        if self._audit_writer is None or not self._audit_writer.alive:
-            # A writer that could not open the vault has refused its rows; try anew.
-            assert self._vault_path is not None
-            self._audit_writer = AuditWriter(
-                self._vault_path,
-                self._audit_key,
-                asyncio.get_running_loop(),
-                busy_timeout=self.config.audit_timeout,
-            )
-        return self._audit_writer
 
     def _settings(self, provider: str) -> ProviderSettings:
         return self.config.providers.get(provider, ProviderSettings())
@@ -365,10 +342,6 @@ class SeksAddon(TlsHooks):
         injected = self._answered.get(flow.id) or self._inflight.get(flow.id)
         return injected.tokens if injected else []
 
-    def submit(self, event: AuditEvent) -> None:
-        """Queue an audit row nobody waits for (for the other SEKS addons)."""
-        self._submit(event)
-
     def _finish(self, flow: http.HTTPFlow) -> None:
         injected = self._restore(flow) or self._answered.pop(flow.id, None)
         if injected is None:
@@ -391,52 +364,6 @@ class SeksAddon(TlsHooks):
             )
         summary = ", ".join(f"{i.provider} agent={i.agent} token={i.id}" for i in injected.tokens)
         log.info(console_line(flow, f"injected {summary}"))
-
-    # -- refusals, audit and the console ----------------------------------------------------
-
-    async def _refuse(
-        self,
-        flow: http.HTTPFlow,
-        err: RequestRefused,
-        info: TokenInfo | None,
-        *,
-        token: str | None = None,
-    ) -> None:
-        """Answer the agent with the refusal, once its audit row is committed (so an operator
-        who looks right after the agent's error finds the row); the refusal stands either way."""
-        flow.response = refusal_response(flow, err)
-        flow.metadata["seks_refused"] = True
-        log.info(console_line(flow, f"refused: {err.type}"))
-        event = audit_event(
-            flow,
-            "request.denied",
-            info,
-            keys=self.audit_keys,
-            token=token,
-            decision="deny",
-            reason=err.reason,
-            status=err.status,
-        )
-        if isinstance(err, AuditUnavailable):
-            # The audit just failed: waiting for it again would only double the agent's wait.
-            self._submit(event)
-            return
-        if self._vault_path is None:
-            log.warning("SEKS: %s not audited: no vault is open", event.event)
-            return
-        try:
-            await self._audit().commit(event)
-        except RequestRefused as e:
-            log.warning("SEKS: could not audit %s: %s", event.event, e)
-
-    def _submit(self, event: AuditEvent) -> None:
-        if self._vault_path is None:
-            log.warning("SEKS: %s not audited: no vault is open", event.event)
-            return
-        try:
-            self._audit().submit(event)
-        except RequestRefused as e:
-            log.warning("SEKS: could not audit %s: %s", event.event, e)
 
 
 class DestinationGuard:

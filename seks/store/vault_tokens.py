@@ -155,6 +155,11 @@ class TokenOps:
     def providers_with_secrets(self, *, tenant: str = DEFAULT_TENANT) -> list[str]:
         return sorted({s.provider for s in self.list_secrets(tenant=tenant)})
 
+    def has_secrets_for(self, provider: str) -> bool:
+        """Whether any tenant has a secret for ``provider``."""
+        row = self.db.execute("SELECT 1 FROM secrets WHERE provider = ? LIMIT 1", [provider])
+        return row.fetchone() is not None
+
     def list_tokens(
         self, *, tenant: str = DEFAULT_TENANT, agent: str | None = None
     ) -> list[TokenInfo]:
