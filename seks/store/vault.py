@@ -6,7 +6,6 @@ half-written change cannot exist and no change goes unaudited.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +17,16 @@ from seks.errors import (
     ConfigError,
     NotFound,
 )
-from seks.store import crypto, proxy_auth, tokens
+from seks.store import crypto, tokens
 from seks.store.audit import CHAIN_MIGRATION, AuditEvent, AuditLog, os_user
 from seks.store.aws_credentials import AwsCredentials
 from seks.store.db import connect, migrate, write_tx
 from seks.store.secret import Secret
 from seks.store.tokens import TokenInfo
+from seks.store.vault_agents import AgentInfo, AgentOps, check_name
 from seks.store.vault_tokens import DEFAULT_TENANT, TokenOps
 
 __all__ = ["DEFAULT_TENANT", "AgentInfo", "SecretInfo", "TokenInfo", "Vault"]
-
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 APPROVAL_MODES = ("none", "required")
@@ -49,15 +47,6 @@ def _checked_value(provider: str, value: str) -> str:
     return value
 
 
-def check_name(kind: str, name: str) -> str:
-    if not NAME_RE.fullmatch(name):
-        raise ConfigError(
-            f"{kind} name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
 @dataclass(frozen=True)
 class SecretInfo:
     tenant: str
@@ -69,15 +58,7 @@ class SecretInfo:
     approval: str = "none"  # "required": each use waits for a person (seks approve)
 
 
-@dataclass(frozen=True)
-class AgentInfo:
-    tenant: str
-    name: str
-    created_at: float
-    proxy_auth: bool = False  # its tokens work only on connections authenticated as it
-
-
-class Vault(TokenOps):
+class Vault(AgentOps, TokenOps):
     """The vault. Open it with :meth:`create` (at ``seks init``) or :meth:`open`."""
 
     def __init__(self, db: sqlite_utils.Database, master: crypto.MasterKey) -> None:
@@ -357,63 +338,3 @@ class Vault(TokenOps):
         where, params = ("WHERE tenant = ?", [tenant]) if tenant is not None else ("", [])
         rows = self.db.execute(f"SELECT tenant, name FROM secrets {where}", params).fetchall()  # noqa: S608
         return [self.reveal_secret(name, tenant=t) for t, name in rows]
-
-    # -- agents ----------------------------------------------------------------------------
-
-    def create_agent(
-        self,
-        name: str,
-        *,
-        tenant: str = DEFAULT_TENANT,
-        proxy_auth: bool = False,
-        now: float | None = None,
-    ) -> AgentInfo:
-        check_name("agent", name)
-        now = time.time() if now is None else now
-        with write_tx(self.db):
-            self._require_tenant(tenant)
-            if self._agent_exists(tenant, name):
-                raise AlreadyExists(f"agent {name!r} already exists")
-            self.db.execute(
-                "INSERT INTO agents (tenant, name, created_at, proxy_auth) VALUES (?, ?, ?, ?)",
-                [tenant, name, now, int(proxy_auth)],
-            )
-            self.audit.append(
-                AuditEvent("agent.created", actor=os_user(), tenant=tenant, agent=name)
-            )
-        return AgentInfo(tenant, name, now, proxy_auth)
-
-    def _agent_exists(self, tenant: str, name: str) -> bool:
-        row = self.db.execute(
-            "SELECT 1 FROM agents WHERE tenant = ? AND name = ?", [tenant, name]
-        ).fetchone()
-        return row is not None
-
-    def list_agents(self, *, tenant: str = DEFAULT_TENANT) -> list[AgentInfo]:
-        rows = self.db.execute(
-            "SELECT tenant, name, created_at, proxy_auth FROM agents WHERE tenant = ? "
-            "ORDER BY name",
-            [tenant],
-        ).fetchall()
-        return [AgentInfo(t, n, c, bool(p)) for t, n, c, p in rows]
-
-    def remove_agent(
-        self, name: str, *, tenant: str = DEFAULT_TENANT, now: float | None = None
-    ) -> int:
-        """Remove an agent and revoke all its tokens. Returns how many were revoked."""
-        now = time.time() if now is None else now
-        with write_tx(self.db):
-            if not self._agent_exists(tenant, name):
-                raise NotFound(f"no agent {name!r}")
-            revoked = tokens.revoke_where(
-                self.db, self.audit, "tenant = ? AND agent = ?", [tenant, name], now
-            )
-            # Else an agent created again under this name would inherit its proxy passwords.
-            proxy_auth.revoke_where(
-                self.db, self.audit, "tenant = ? AND agent = ?", [tenant, name], now
-            )
-            self.db.execute("DELETE FROM agents WHERE tenant = ? AND name = ?", [tenant, name])
-            self.audit.append(
-                AuditEvent("agent.removed", actor=os_user(), tenant=tenant, agent=name)
-            )
-        return revoked
