@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from seks.cli import cli
-from seks.cli.audit import parse_when
+from seks.cli.common import parse_when
 from seks.home import Home
 from seks.store import Vault
 from seks.store.audit import AuditEvent

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
-from seks.cli.common import home, open_vault, parse_duration
+from seks.cli.audit_files import audit_archive, audit_export_cmd, audit_verify
+from seks.cli.common import home, open_vault, quiet_exit, when
 from seks.store import audit as audit_log
-from seks.store import audit_export
-from seks.store.audit_chain import AuditKeys, ChainReport, iso_time
+from seks.store.audit_chain import AuditKeys, iso_time
 from seks.store.tokens import TOKEN_CANDIDATE_RE
 
 _POLL_S = 0.25
@@ -38,39 +33,6 @@ _TEXT_FIELDS = (
     "tenant",
     "detail",
 )
-WHEN_FORMS = (
-    "an ISO date or time (2026-11-03, 2026-11-03T14:00, UTC unless it names an offset) "
-    "or a duration ago (30s, 15m, 8h, 7d)"
-)
-
-
-# -- input -----------------------------------------------------------------------------------
-
-
-def parse_when(value: str, *, now: float | None = None) -> int:
-    """A moment as µs since the epoch: an ISO date/time (UTC unless it says otherwise), or a
-    duration meaning that long ago."""
-    now = time.time() if now is None else now
-    try:
-        return int((now - parse_duration(value)) * 1_000_000)
-    except click.BadParameter:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not {WHEN_FORMS}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000)
-
-
-def _when_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    return None if value is None else parse_when(value)
-
-
-when: dict[str, Any] = {"type": str, "callback": _when_option, "metavar": "WHEN"}
-
-
 # -- output ----------------------------------------------------------------------------------
 
 _EVENT_COLOURS = {"request.denied": "red", "response.redacted": "yellow"}
@@ -105,19 +67,6 @@ def format_row(row: dict[str, Any]) -> str:
     if row.get("latency_ms") is not None:
         parts.append(f"latency={row['latency_ms']:.1f}ms")
     return " ".join(parts)
-
-
-@contextmanager
-def _quiet_exit() -> Iterator[None]:
-    """Ctrl-C ends a command quietly with exit 0; so does a reader that went away (`| head`)."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        return
-    except BrokenPipeError:
-        # Python would complain again when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -173,7 +122,7 @@ def audit_tail(
         for row in rows:
             click.echo(json.dumps(row) if as_json else format_row(row), color=color)
 
-    with _quiet_exit(), open_vault() as vault:
+    with quiet_exit(), open_vault() as vault:
         db = vault.db
         # Read before the snapshot: a commit in between is then seen as news, not missed.
         seen = db.execute("PRAGMA data_version").fetchone()[0]
@@ -191,129 +140,6 @@ def audit_tail(
                 rows = audit_log.rows_after(db, last, where=where)
                 (last,) = db.execute("SELECT coalesce(max(id), ?) FROM audit", [last]).fetchone()
             show(rows)
-
-
-@audit.command("export")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(audit_export.FORMATS),
-    default="jsonl",
-    show_default=True,
-)
-@click.option("--since", **when, help="From the first row at or after this time.")
-@click.option("--until", **when, help="To the last row before this time.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="A new file (0600).")
-def audit_export_cmd(fmt: str, since: int | None, until: int | None, out: Path | None) -> None:
-    """Write audit rows with their chain values, closed by a seal record, so that
-    `seks audit verify --file` can check the file on its own (with the master key).
-
-    The rows are contiguous: every row between the first at or after --since and the last
-    before --until, even one whose time is slightly out of order.
-
-    \b
-    Example:
-      seks audit export --since 2026-11-01 --until 2026-12-01 --out nov.jsonl
-      seks audit export --format csv --since 7d > week.csv
-    """
-    with open_vault() as vault:
-        if out is None:
-            with _quiet_exit():  # `| head` is fine
-                audit_export.export(
-                    vault.db, vault.audit.keys, sys.stdout, fmt, since_us=since, until_us=until
-                )
-            return
-        with audit_export.create_private(out) as f:
-            summary = audit_export.export(
-                vault.db, vault.audit.keys, f, fmt, since_us=since, until_us=until
-            )
-    span = f" (ids {summary.first_id}-{summary.last_id})" if summary.rows else ""
-    click.echo(f"exported {summary.rows} rows{span} to {out}", err=True)
-
-
-@audit.command("verify")
-@click.option(
-    "--file",
-    "file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Check this export on its own (needs only the master key).",
-)
-@click.option(
-    "--archive",
-    "archives",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also check this archive file and that the trail records it (repeatable).",
-)
-@click.option("--json", "as_json", is_flag=True, help="The findings as one JSON object.")
-def audit_verify(file: Path | None, archives: tuple[Path, ...], as_json: bool) -> None:
-    """Check the audit trail's chain and head, or an export file; exit 1 at the first finding.
-
-    Finds rows edited, added, removed or moved, and rows dropped from the end, and names the
-    first bad row. It cannot tell the whole vault file put back to an older copy.
-
-    \b
-    Example:
-      seks audit verify
-      seks audit verify --file nov.jsonl
-      seks audit verify --archive 2026-q3.jsonl
-    """
-    reports: dict[str, ChainReport] = {}
-    if file is not None:
-        if archives:
-            raise click.UsageError("--file and --archive do not go together")
-        keys = AuditKeys(home().master_key().derive("audit"))
-        reports[str(file)] = audit_export.verify_export(file, keys)[0]
-    else:
-        with open_vault() as vault:
-            reports["the audit trail"] = audit_log.verify(vault.db, vault.audit.keys)
-            if archives:
-                recorded = list(
-                    vault.db.query(
-                        "SELECT detail FROM audit WHERE event = ?", [audit_log.ARCHIVED_EVENT]
-                    )
-                )
-                found = audit_export.check_archives(list(archives), vault.audit.keys, recorded)
-                reports.update({str(p): r for p, r in found.items()})
-    _report(reports, as_json)
-
-
-def _report(reports: dict[str, ChainReport], as_json: bool) -> None:
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    name: {
-                        "ok": r.ok,
-                        "rows": r.rows,
-                        "first_id": r.first_id,
-                        "last_id": r.last_id,
-                        "last_chain": r.last_chain,
-                        "first_bad_id": r.first_bad_id,
-                        "problems": [str(p) for p in r.problems],
-                        "more_problems": r.more_problems,
-                    }
-                    for name, r in reports.items()
-                }
-            )
-        )
-    bad = [(name, r) for name, r in reports.items() if not r.ok]
-    if not as_json:
-        for name, r in reports.items():
-            if r.ok:
-                chain = f", ends with chain {r.last_chain[:16]}…" if r.last_chain else ""
-                click.echo(f"OK {name}: {r.summary()}{chain}")
-            for problem in r.problems:
-                click.echo(f"BAD {name}: {problem}")
-            if r.more_problems:
-                click.echo(f"BAD {name}: … and {r.more_problems} more")
-    if bad:
-        name, r = bad[0]
-        where = f"first bad row {r.first_bad_id}" if r.first_bad_id is not None else r.problems[0]
-        total = len(r.problems) + r.more_problems
-        raise click.ClickException(
-            f"{name} does not verify: {where} ({total} finding{'s' * (total != 1)})"
-        )
 
 
 @audit.command("stats")
@@ -338,41 +164,6 @@ def audit_stats(since: int | None, as_json: bool) -> None:
         click.echo(f"\nby {column}:")
         for key, n in counts[column].items():
             click.echo(f"  {n:>8}  {key}")
-
-
-@audit.command("archive")
-@click.option("--before", required=True, **when, help="Move rows older than this.")
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The archive: a new file (0600).",
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(audit_export.FORMATS), default="jsonl", show_default=True
-)
-def audit_archive(before: int, out: Path, fmt: str) -> None:
-    """Move the oldest rows to a verified export file and leave a row with its SHA-256.
-
-    The rows before --before (the leading run of them) are written to --out, the file is
-    verified, and only then are they removed, in one transaction with an `audit.archived`
-    row that names the file's SHA-256 and the chain value it ends at. `seks audit verify`
-    goes on checking the rest; `--archive FILE` checks the file too.
-
-    \b
-    Example:
-      seks audit archive --before 2026-10-01 --out audit-2026-q3.jsonl
-      seks audit archive --before 90d --out old.jsonl
-    """
-    with open_vault() as vault:
-        result = audit_export.archive(vault.audit, before, out, fmt)
-    if result is None:
-        click.echo(f"nothing to archive: no rows before {iso_time(before)}")
-        return
-    click.echo(
-        f"archived {result.rows} rows (ids {result.first_id}-{result.through_id}) to {out}, "
-        f"sha256 {result.sha256}"
-    )
 
 
 @audit.command("hash")
@@ -412,5 +203,8 @@ def _read_hidden(prompt: str) -> str:
         raise click.ClickException("nothing to hash: the value is empty")
     return value
 
+
+for _command in (audit_export_cmd, audit_verify, audit_archive):
+    audit.add_command(_command)
 
 COMMANDS = [audit]

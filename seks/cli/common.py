@@ -1,12 +1,16 @@
-"""What the commands share: opening the vault, reading durations and secret values."""
+"""What the commands share: opening the vault, reading durations, moments and secret values,
+and ending quietly on Ctrl-C."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +25,19 @@ from seks.store.vault import DEFAULT_TENANT, Vault
 
 __all__ = [
     "PROVIDER_CHOICE",
+    "WHEN_FORMS",
     "duration",
     "emit_json",
     "home",
     "load_cli_config",
     "open_vault",
     "option_errors",
+    "parse_when",
+    "quiet_exit",
     "read_aws_value",
     "read_secret_value",
     "tenant_option",
+    "when",
 ]
 
 
@@ -145,3 +153,46 @@ def load_cli_config(config_path: Path | None) -> Config:
 
 def emit_json(items: list[Any]) -> None:
     click.echo(json.dumps([asdict(i) if hasattr(i, "__dataclass_fields__") else i for i in items]))
+
+
+WHEN_FORMS = (
+    "an ISO date or time (2026-11-03, 2026-11-03T14:00, UTC unless it names an offset) "
+    "or a duration ago (30s, 15m, 8h, 7d)"
+)
+
+
+def parse_when(value: str, *, now: float | None = None) -> int:
+    """A moment as µs since the epoch: an ISO date/time (UTC unless it says otherwise), or a
+    duration meaning that long ago."""
+    now = time.time() if now is None else now
+    try:
+        return int((now - parse_duration(value)) * 1_000_000)
+    except click.BadParameter:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not {WHEN_FORMS}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _when_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    return None if value is None else parse_when(value)
+
+
+when: dict[str, Any] = {"type": str, "callback": _when_option, "metavar": "WHEN"}
+
+
+@contextmanager
+def quiet_exit() -> Iterator[None]:
+    """Ctrl-C ends a command quietly with exit 0; so does a reader that went away (`| head`)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        return
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
