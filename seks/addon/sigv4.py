@@ -220,6 +220,13 @@ def _signer(
     return (S3SigV4Auth if s3 else SigV4Auth)(credentials, sig.service, sig.region)
 
 
+def _signature(signer: SigV4Auth, request: AWSRequest) -> str:
+    """botocore's signature of exactly this request (not ``add_auth``: it would rewrite the
+    payload header and take its own clock)."""
+    canonical = signer.canonical_request(request)
+    return str(signer.signature(signer.string_to_sign(request, canonical), request))
+
+
 def _request(
     method: str,
     url: str,
@@ -263,8 +270,7 @@ def resign_headers(
     if creds.session_token:
         request.headers["X-Amz-Security-Token"] = creds.session_token
     signer = _signer(creds, sig)
-    canonical = signer.canonical_request(request)
-    signature = signer.signature(signer.string_to_sign(request, canonical), request)
+    signature = _signature(signer, request)
     scope = signer.credential_scope(request)
     signed = signer.signed_headers(signer.headers_to_sign(request))
     authorization = (
@@ -318,8 +324,7 @@ def resign_presigned(
     encoded = "&".join(f"{quote(k, safe='')}={quote(v, safe='-_.~')}" for k, v in auth.items())
     new_query = "&".join(p for p in (canonical_query(kept), encoded) if p)
     request.url = f"{origin}{path}?{new_query}"
-    canonical = signer.canonical_request(request)
-    signature = signer.signature(signer.string_to_sign(request, canonical), request)
+    signature = _signature(signer, request)
     return Resigned(
         {},
         f"{path}?{new_query}&X-Amz-Signature={signature}",
