@@ -143,3 +143,17 @@ def test_service_protocols_are_those_of_every_model_signed_as_the_name() -> None
     assert "rest-json" in service_protocols("sagemaker")  # runtime.sagemaker
     assert "json" in service_protocols("sagemaker")  # api.sagemaker
     assert service_protocols("no-such-service") == frozenset()
+
+
+@pytest.mark.parametrize("service", ["s3", "sts", "sagemaker-runtime", "bedrock-runtime", "sqs"])
+def test_the_metadata_read_alone_is_what_botocore_loads(service: str) -> None:
+    """The index decodes only each model's metadata (bench/README.md: whole models cost
+    ~300 MB of RSS for good); it must be what botocore's own loader reads."""
+    from botocore.loaders import create_loader
+
+    from seks.addon.aws_hosts import _metadata
+
+    loader = create_loader()
+    version = loader.determine_latest_version(service, "service-2")
+    full = loader.load_service_model(service, "service-2")["metadata"]
+    assert _metadata(loader.search_paths, service, version) == full

@@ -53,6 +53,8 @@ __all__ = ["DestinationGuard", "SeksAddon"]
 
 log = logging.getLogger("seks")
 
+AwsStep = tuple[AwsUse, AwsCredentials]  # what step 3 learnt about an AWS request, for step 6
+
 
 @dataclass
 class _Injected:
@@ -183,8 +185,8 @@ class SeksAddon(TlsHooks, Audited):
                 provider = self.providers.get(info.provider)
                 if provider is None:  # a custom provider since removed from the config
                     raise HostNotAllowed(f"provider {info.provider} is not in the SEKS config")
-                uses.append((token, self._authorize(flow, provider, token, info), info))  # 3
-            infos = [info for _, _, info in uses]
+                uses.append((token, *self._authorize(flow, provider, token, info), info))  # 3
+            infos = [info for *_, info in uses]
             await self._gate.admit(flow, infos, credential, self._audit())  # 3: limits, approval
             await asyncio.gather(  # 4: durably committed before any credential is used
                 *(
@@ -198,7 +200,7 @@ class SeksAddon(TlsHooks, Audited):
                             decision="allow",
                         )
                     )
-                    for token, _, info in uses
+                    for token, _, _, info in uses
                 )
             )
             self._inject(flow, uses, started)  # 5, 6
@@ -218,7 +220,9 @@ class SeksAddon(TlsHooks, Audited):
 
     def _authorize(
         self, flow: http.HTTPFlow, provider: Provider, token: FoundToken, info: TokenInfo
-    ) -> CredentialPlace:
+    ) -> tuple[CredentialPlace, AwsStep | None]:
+        """Step 3's checks on the request itself. For AWS also the secret's allow-lists, so
+        its credentials are read here, once, and kept for step 6."""
         if flow.request.scheme != "https":
             raise HostNotAllowed(
                 f"a {provider.name} token is only sent over HTTPS, not {flow.request.scheme}"
@@ -232,9 +236,9 @@ class SeksAddon(TlsHooks, Audited):
                 f"{', '.join(provider.paths)}"
             )
         if provider.places_of("sigv4"):
-            check_aws(flow, token, info, self._aws_credentials(info))
-            return provider.places[0]
-        return require_place(provider, token)
+            creds = self._aws_credentials(info)
+            return provider.places[0], (check_aws(flow, token, info, creds), creds)
+        return require_place(provider, token), None
 
     def _aws_credentials(self, info: TokenInfo) -> AwsCredentials:
         assert self.vault is not None
@@ -247,29 +251,27 @@ class SeksAddon(TlsHooks, Audited):
     def _inject(
         self,
         flow: http.HTTPFlow,
-        uses: list[tuple[FoundToken, CredentialPlace, TokenInfo]],
+        uses: list[tuple[FoundToken, CredentialPlace, AwsStep | None, TokenInfo]],
         started: float,
     ) -> None:
         assert self.vault is not None
         headers = flow.request.headers
         # Every header that will change is saved before the first change, under its lower-case
         # name (Authorization and authorization are one header), so any failure can restore.
-        names = {token.header.lower() for token, _, _ in uses if token.header is not None}
-        if any(place.kind == "sigv4" for _, place, _ in uses):
+        names = {token.header.lower() for token, *_ in uses if token.header is not None}
+        if any(aws is not None for _, _, aws, _ in uses):
             names.update(RESTORED_HEADERS)
         injected = _Injected(
-            flow, started, {n: headers.get_all(n) for n in names}, [info for _, _, info in uses]
+            flow, started, {n: headers.get_all(n) for n in names}, [info for *_, info in uses]
         )
-        if any(token.header is None for token, _, _ in uses):
+        if any(token.header is None for token, *_ in uses):
             injected.target = flow.request.path
         self._inflight[flow.id] = injected
-        for token, place, info in uses:
-            if place.kind == "sigv4":  # 6: re-sign with the real key
+        for token, place, aws, info in uses:
+            if aws is not None:  # 6: re-sign with the real key
                 injected.target = flow.request.path
-                creds = self._aws_credentials(info)
-                use = check_aws(flow, token, info, creds)
-                if not resign(flow, use, creds):
-                    injected.sign_later = (use, info)
+                if not resign(flow, *aws):
+                    injected.sign_later = (aws[0], info)
                 continue
             try:
                 secret = self.vault.reveal_secret(info.secret_name, tenant=info.tenant)  # 5
@@ -281,7 +283,7 @@ class SeksAddon(TlsHooks, Audited):
             real = credential_value(place, secret, token)  # 6
             values = headers.get_all(token.header)
             headers.set_all(token.header, [real if v == token.value else v for v in values])
-        self._route_to_upstream(flow, self.providers[uses[0][2].provider])
+        self._route_to_upstream(flow, self.providers[uses[0][-1].provider])
         injected.destination = (flow.request.scheme, flow.request.host, flow.request.port)
 
     def _provider_serving(self, host: str) -> Provider | None:

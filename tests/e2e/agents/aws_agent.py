@@ -164,9 +164,7 @@ def _fetch(method: str, url: str, **kwargs: Any) -> dict[str, Any]:
 
 def sigv2_presigned_get() -> dict[str, Any]:
     """boto3's default presigned S3 URL, which is still SigV2 (AWSAccessKeyId=…)."""
-    url = client("s3").generate_presigned_url(
-        "get_object", Params={"Bucket": BUCKET, "Key": "k"}
-    )
+    url = client("s3").generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "k"})
     return {"signed_with": "AWSAccessKeyId=" in url, **_fetch("GET", url)}
 
 
