@@ -186,9 +186,14 @@ def _metadata(search_paths: list[str], service: str, version: str) -> dict[str, 
                 with opener(path, "rt", encoding="utf-8") as f:
                     text = f.read()
                 start = text.find("{", text.find('"metadata"'))
-                meta, _ = json.JSONDecoder().raw_decode(text, start)
-                return meta  # type: ignore[no-any-return]
-    # Not where botocore keeps its files: let a fresh loader (nothing kept) find it.
+                try:
+                    meta, _ = json.JSONDecoder().raw_decode(text, start)
+                except ValueError:
+                    break  # not the layout expected: botocore reads the whole file below
+                if isinstance(meta, dict) and "endpointPrefix" in meta:
+                    return meta
+                break
+    # Not where or how botocore keeps its files: a fresh loader (nothing kept) reads it.
     return create_loader().load_service_model(service, "service-2")["metadata"]  # type: ignore[no-any-return]
 
 
