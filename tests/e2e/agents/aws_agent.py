@@ -168,6 +168,34 @@ def sigv2_presigned_get() -> dict[str, Any]:
     return {"signed_with": "AWSAccessKeyId=" in url, **_fetch("GET", url)}
 
 
+def _presigned_get(expires_in: int) -> dict[str, Any]:
+    s3 = client("s3", signature_version="s3v4")
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": "presigned key+1.txt"}, ExpiresIn=expires_in
+    )
+    return _fetch("GET", url)
+
+
+def sigv4_presigned_get() -> dict[str, Any]:
+    return _presigned_get(600)
+
+
+def sigv4_presigned_expired() -> dict[str, Any]:
+    """Presigned for 60 s by a clock two hours behind: expired when it is made."""
+    real_now = botocore.auth.get_current_datetime
+
+    def behind() -> Any:
+        import datetime
+
+        return real_now() - datetime.timedelta(hours=2)
+
+    botocore.auth.get_current_datetime = behind
+    try:
+        return _presigned_get(60)
+    finally:
+        botocore.auth.get_current_datetime = real_now
+
+
 def _hand_signed(algorithm: str, payload: str) -> dict[str, Any]:
     """Headers shaped as another SDK would send them; the proxy refuses before any check of
     the signature itself."""
@@ -264,6 +292,8 @@ CALLS = {
         skewed_clock,
         s3_list_buckets,
         sigv2_presigned_get,
+        sigv4_presigned_get,
+        sigv4_presigned_expired,
         sigv4a_put,
         signed_chunked_put,
         event_stream_put,
