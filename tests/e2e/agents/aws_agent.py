@@ -7,11 +7,14 @@ is reported with the code and message boto3 shows.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import hashlib
 import io
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -135,20 +138,21 @@ def assume_role() -> dict[str, Any]:
     return {"credentials": {k: str(v) for k, v in creds.items()}, "assumed_arn": who}
 
 
-def skewed_clock() -> dict[str, Any]:
-    """The agent's clock three hours behind: the proxy signs with its own time."""
+@contextlib.contextmanager
+def clock_behind(hours: int) -> Iterator[None]:
+    """The agent's clock, as botocore reads it when it signs, `hours` behind."""
     real_now = botocore.auth.get_current_datetime
-
-    def behind() -> Any:
-        import datetime
-
-        return real_now() - datetime.timedelta(hours=3)
-
-    botocore.auth.get_current_datetime = behind
+    botocore.auth.get_current_datetime = lambda: real_now() - datetime.timedelta(hours=hours)
     try:
-        return sts_identity()
+        yield
     finally:
         botocore.auth.get_current_datetime = real_now
+
+
+def skewed_clock() -> dict[str, Any]:
+    """The agent's clock three hours behind: the proxy signs with its own time."""
+    with clock_behind(3):
+        return sts_identity()
 
 
 def s3_list_buckets() -> dict[str, Any]:
@@ -182,18 +186,8 @@ def sigv4_presigned_get() -> dict[str, Any]:
 
 def sigv4_presigned_expired() -> dict[str, Any]:
     """Presigned for 60 s by a clock two hours behind: expired when it is made."""
-    real_now = botocore.auth.get_current_datetime
-
-    def behind() -> Any:
-        import datetime
-
-        return real_now() - datetime.timedelta(hours=2)
-
-    botocore.auth.get_current_datetime = behind
-    try:
+    with clock_behind(2):
         return _presigned_get(60)
-    finally:
-        botocore.auth.get_current_datetime = real_now
 
 
 def _hand_signed(algorithm: str, payload: str) -> dict[str, Any]:
@@ -212,7 +206,6 @@ def _hand_signed(algorithm: str, payload: str) -> dict[str, Any]:
 def signed_chunked_put() -> dict[str, Any]:
     """A PutObject as the Java, Go and .NET SDKs send it: STREAMING-AWS4-HMAC-SHA256-PAYLOAD,
     each 64 KiB chunk signed in a chain from the seed signature (with the agent's fake key)."""
-    import datetime
     import hmac
     from hashlib import sha256
 
