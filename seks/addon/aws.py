@@ -155,30 +155,25 @@ def resign(flow: http.HTTPFlow, use: AwsUse, creds: AwsCredentials) -> bool:
     now = datetime.now(UTC)
     if use.from_scratch:  # the body is not hashed: it streams, S3 checks it by its length
         flow.request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
-    if sig.presigned:
-        resigned = resign_presigned(
-            flow.request.method, _origin(flow), flow.request.path, _headers(flow), sig, creds, now
-        )
-    elif use.needs_body:
+    if use.needs_body:
         return False
-    else:
-        resigned = resign_headers(
-            flow.request.method, _origin(flow), flow.request.path, _headers(flow), sig, creds, now
+    sign = resign_presigned if sig.presigned else resign_headers
+    resigned = sign(
+        flow.request.method, _origin(flow), flow.request.path, _headers(flow), sig, creds, now
+    )
+    payload = flow.request.headers.get("x-amz-content-sha256", "")
+    if payload in _SIGNED_CHUNKS and not sig.presigned:
+        key = signing_key(creds.secret_access_key, resigned.timestamp[:8], sig.region, sig.service)
+        flow.request.stream = ChunkResigner(
+            key,
+            resigned.timestamp,
+            resigned.scope,
+            resigned.signature,
+            trailer=payload.endswith("-TRAILER"),
         )
-        payload = flow.request.headers.get("x-amz-content-sha256", "")
-        if payload in _SIGNED_CHUNKS:
-            key = signing_key(
-                creds.secret_access_key, resigned.timestamp[:8], sig.region, sig.service
-            )
-            flow.request.stream = ChunkResigner(
-                key,
-                resigned.timestamp,
-                resigned.scope,
-                resigned.signature,
-                trailer=payload.endswith("-TRAILER"),
-            )
-        else:
-            flow.request.stream = True  # the body goes through as it comes, never held
+    else:
+        # The body goes through as it comes, never held: a presigned PUT of gigabytes too.
+        flow.request.stream = True
     _apply(flow, resigned.headers, resigned.target)
     return True
 
