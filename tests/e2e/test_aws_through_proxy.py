@@ -186,8 +186,8 @@ def test_the_aws_cli_copies_a_file_up_and_down(
 def test_a_signed_chunked_upload_as_other_sdks_send_it(
     agent_python: Path, aws_env: dict[str, str]
 ) -> None:
-    """moto checks the seed signature and decodes the chunks (not their signatures: AWS's
-    published vectors check those, tests/test_sigv4_chunked.py)."""
+    """moto checks the seed signature and decodes the chunks, not their signatures: those are
+    checked by test_aws_checked_signatures.py and AWS's vectors (test_sigv4_chunked.py)."""
     report = agent(agent_python, aws_env, "signed_chunked_put")
     assert report["signed_chunked_put"] == {"ok": True, "put": 200, "same": True, "size": 204805}
 
