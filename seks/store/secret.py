@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from seks.store.aws_credentials import AwsCredentials
+
 __all__ = ["Secret"]
 
 
@@ -26,8 +28,6 @@ class Secret:
         """The parts of the value that must never reach an agent (an AWS secret's JSON holds
         an access key id, which identifies, beside its secret key and session token)."""
         if self.provider == "aws":
-            from seks.store.aws_credentials import AwsCredentials
-
             return AwsCredentials.from_json(self._value).secret_values()
         return [self._value]
 
