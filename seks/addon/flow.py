@@ -188,21 +188,21 @@ class SeksAddon(TlsHooks, Audited):
                 uses.append((token, *self._authorize(flow, provider, token, info), info))  # 3
             infos = [info for *_, info in uses]
             await self._gate.admit(flow, infos, credential, self._audit())  # 3: limits, approval
-            await asyncio.gather(  # 4: durably committed before any credential is used
-                *(
-                    self._audit().commit(
-                        audit_event(
-                            flow,
-                            "request.injected",
-                            info,
-                            keys=self.audit_keys,
-                            token=token.token,
-                            decision="allow",
-                        )
+            commits = [  # 4: durably committed before any credential is used
+                self._audit().commit(
+                    audit_event(
+                        flow,
+                        "request.injected",
+                        info,
+                        keys=self.audit_keys,
+                        token=token.token,
+                        decision="allow",
                     )
-                    for token, _, _, info in uses
                 )
-            )
+                for token, _, _, info in uses
+            ]
+            # gather() costs a loop iteration more: measurable for the common single token.
+            await (commits[0] if len(commits) == 1 else asyncio.gather(*commits))
             self._inject(flow, uses, started)  # 5, 6
             # Responses to it are scrubbed: ask for them unencoded (notes: simplest, cheapest).
             flow.request.headers["accept-encoding"] = "identity"
