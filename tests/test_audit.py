@@ -402,6 +402,40 @@ def test_the_group_writer_refuses_rows_once_the_head_is_gone(
         asyncio.run(one())
 
 
+def test_a_row_the_writer_cannot_store_fails_alone_and_the_writer_goes_on(
+    vault: Vault, vault_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug that puts a value of the wrong type in a row must not stop the writer: every
+    later request would wait for its row for ever."""
+
+    async def mixed() -> list[object]:
+        writer = AuditWriter(
+            vault_path, vault.audit_key, asyncio.get_running_loop(), busy_timeout=5
+        )
+        try:
+            batch = asyncio.gather(
+                writer.commit(AuditEvent("request.injected", flow_id="a")),
+                writer.commit(AuditEvent("request.injected", flow_id="bad", detail=b"bytes")),  # type: ignore[arg-type]
+                writer.commit(AuditEvent("request.injected", flow_id="b")),
+                return_exceptions=True,
+            )
+            results = await asyncio.wait_for(batch, 10)
+            await asyncio.wait_for(writer.commit(AuditEvent("request.injected", flow_id="c")), 10)
+        finally:
+            writer.close()
+        return results
+
+    with caplog.at_level(logging.ERROR, logger="seks"):
+        results = asyncio.run(mixed())
+
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], AuditUnavailable)
+    assert str(results[1]) == "internal error: the audit row could not be written"
+    assert [r["flow_id"] for r in rows(vault)][1:] == ["a", "b", "c"]
+    assert verify(vault.db, vault.audit.keys).ok
+    assert "an audit row (request.injected) could not be written" in caplog.text
+
+
 def test_the_bench_only_switch_discards_rows_and_says_so(
     vault: Vault,
     vault_path: Path,

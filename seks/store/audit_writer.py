@@ -28,10 +28,14 @@ import threading
 import time
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seks.errors import AuditUnavailable
 from seks.store.audit import AuditEvent, AuditLog
 from seks.store.db import connect, write_tx
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 __all__ = ["BENCH_DISCARD_ENV", "AuditWriter", "discarding_for_bench"]
 
@@ -124,9 +128,9 @@ class AuditWriter:
                 batch, self._queue = self._queue, []
             failure = AuditUnavailable(f"the audit trail cannot be opened ({e})")
             log.error("SEKS: %s", failure)
-            pending = [w for _, w in batch if w is not None]
+            pending: list[_Outcome] = [(w, failure) for _, w in batch if w is not None]
             if pending:
-                self._loop.call_soon_threadsafe(_settle, pending, failure)
+                self._loop.call_soon_threadsafe(_settle, pending)
             return
         log_ = AuditLog(db, self._key)
         last_end, last_waiters = 0.0, 0
@@ -146,28 +150,64 @@ class AuditWriter:
                     batch, self._queue, self._urgent = self._queue, [], False
                     if not batch and self._closing:
                         return
-                error: AuditUnavailable | None = None
-                try:
-                    with write_tx(db):
-                        # One transaction, one fsync; each row chained to the one before.
-                        log_.append_many([event for event, _ in batch])
-                except sqlite3.Error as e:
-                    error = AuditUnavailable(f"the audit trail cannot be written ({e})")
-                except AuditUnavailable as e:
-                    error = e
-                if error is not None:
-                    log.error("SEKS: %s; %d row(s) not written", error, len(batch))
+                outcomes = _write(db, log_, batch)
                 last_end = time.monotonic()
-                waiters = [w for _, w in batch if w is not None]
-                last_waiters = len(waiters)
-                if waiters:
-                    self._loop.call_soon_threadsafe(_settle, waiters, error)
+                last_waiters = len(outcomes)
+                if outcomes:
+                    self._loop.call_soon_threadsafe(_settle, outcomes)
         finally:
             db.conn.close()
 
 
-def _settle(waiters: list[asyncio.Future[None]], error: AuditUnavailable | None) -> None:
-    for waiter in waiters:
+_Outcome = tuple[asyncio.Future[None], AuditUnavailable | None]
+
+
+def _write(
+    db: sqlite_utils.Database, log_: AuditLog, batch: list[tuple[AuditEvent, _Waiter]]
+) -> list[_Outcome]:
+    """Commit a batch in one transaction (one fsync; each row chained to the one before).
+    Returns what each waiting request is told."""
+    try:
+        error = _append(db, log_, [event for event, _ in batch])
+    except Exception:
+        # A bug (a row holding something that is not text or a number, say) must not stop
+        # the writer: every later request would wait for ever. One at a time, the bad row
+        # fails alone and the rest are written.
+        log.exception("SEKS: internal error while writing audit rows; writing them one by one")
+        outcomes = []
+        for event, waiter in batch:
+            try:
+                error = _append(db, log_, [event])
+            except Exception:
+                log.exception("SEKS: an audit row (%s) could not be written", event.event)
+                error = AuditUnavailable("internal error: the audit row could not be written")
+            else:
+                if error is not None:
+                    log.error("SEKS: %s; a %s row not written", error, event.event)
+            if waiter is not None:
+                outcomes.append((waiter, error))
+        return outcomes
+    if error is not None:
+        log.error("SEKS: %s; %d row(s) not written", error, len(batch))
+    return [(waiter, error) for _, waiter in batch if waiter is not None]
+
+
+def _append(
+    db: sqlite_utils.Database, log_: AuditLog, events: list[AuditEvent]
+) -> AuditUnavailable | None:
+    """Rows in one committed transaction; the error a request should see if it failed."""
+    try:
+        with write_tx(db):
+            log_.append_many(events)
+    except sqlite3.Error as e:
+        return AuditUnavailable(f"the audit trail cannot be written ({e})")
+    except AuditUnavailable as e:
+        return e
+    return None
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for waiter, error in outcomes:
         if waiter.done():  # the request was cancelled (client gone) meanwhile
             continue
         if error is None:
