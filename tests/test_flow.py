@@ -36,7 +36,10 @@ from mitmproxy.proxy.layers.http import (
 )
 from mitmproxy.test import taddons, tflow, tutils
 
+from seks.addon import responses
 from seks.addon.flow import DestinationGuard, SeksAddon
+from seks.addon.response_bodies import StreamBody
+from seks.addon.responses import ResponseScrubber
 from seks.home import Home
 from seks.store import MasterKey, Vault
 from seks.store.audit import rows_after
@@ -1092,3 +1095,135 @@ def test_a_token_of_a_provider_no_longer_configured_is_refused_not_an_internal_e
     flow = make_flow("api.acme.example", [("authorization", f"Bearer {token}")])
     assert roundtrip(proxy, flow) is None
     assert refusal(flow) == (403, "seks_host_not_allowed")
+
+
+# -- a response the scrubber fails on -----------------------------------------------------------
+# mitmproxy logs an exception raised in an addon's hook and carries on with the flow, so an
+# internal error in the scrubber would otherwise hand the agent the upstream's response as it
+# came, real credential included. The hooks run through mitmproxy's own addon manager here,
+# which swallows exceptions the same way.
+
+
+def run_with_scrubber(proxy: Proxy, scrubber: ResponseScrubber, hook: object) -> None:
+    """One hook on the SEKS addon, then on the scrubber: their order in `seks proxy`."""
+    loop = proxy.tctx.master.event_loop
+    for addon in (proxy.addon, scrubber):
+        loop.run_until_complete(proxy.tctx.master.addons.invoke_addon(addon, hook))
+
+
+def upstream_answer(secret: str) -> http.Response:
+    """An upstream echoing the real key in a header and in the body."""
+    return http.Response.make(
+        200,
+        json.dumps({"echo": secret}).encode(),
+        {"content-type": "application/json", "x-echo": secret},
+    )
+
+
+def injected_with_echo(proxy: Proxy) -> http.HTTPFlow:
+    flow = make_flow(headers=[("authorization", f"Bearer {proxy.token()}")])
+    assert send_request(proxy, flow) is not None
+    flow.response = upstream_answer(proxy.canary.openai)
+    return flow
+
+
+def assert_refused_whole(flow: http.HTTPFlow, body: bytes, secret: str) -> None:
+    assert flow.response is not None
+    assert flow.response.status_code == 502
+    assert secret not in repr(flow.response.headers.fields)
+    error = json.loads(body)["error"]
+    assert error["type"] == "seks_upstream_error"
+    assert error["message"] == (
+        "SEKS: the response could not be scanned (internal error); not passed on"
+    )
+    assert secret.encode() not in body
+
+
+def test_an_error_while_planning_refuses_the_whole_response(
+    proxy: Proxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    scrubber = ResponseScrubber(proxy.addon)
+    flow = injected_with_echo(proxy)
+    before = proxy.last_audit_id()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("scanner exploded")
+
+    monkeypatch.setattr(responses, "plan_response", broken)
+    with caplog.at_level(logging.ERROR):
+        run_with_scrubber(proxy, scrubber, HttpResponseHeadersHook(flow))
+
+    assert flow.response is not None
+    stream = flow.response.stream
+    assert callable(stream)
+    # The upstream's body still arrives; none of it goes on, only the refusal.
+    sent = [stream(json.dumps({"echo": proxy.canary.openai}).encode()), stream(b"")]
+    body = b"".join(part for part in sent if isinstance(part, bytes))
+    assert_refused_whole(flow, body, proxy.canary.openai)
+    assert "internal error while scanning a response; refused" in caplog.text
+    assert "Addon error" not in caplog.text  # handled, not left to mitmproxy
+    run_with_scrubber(proxy, scrubber, HttpResponseHook(flow))
+    refused = [r for r in proxy.audit_since(before, expect=2) if r["event"] == "response.refused"]
+    assert [(r["decision"], r["status"], r["token_id"] is not None) for r in refused] == [
+        ("deny", 502, True)
+    ]
+
+
+def test_an_error_while_scrubbing_a_buffered_body_refuses_the_whole_response(
+    proxy: Proxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    scrubber = ResponseScrubber(proxy.addon)
+    flow = injected_with_echo(proxy)
+    run_with_scrubber(proxy, scrubber, HttpResponseHeadersHook(flow))
+    assert flow.response is not None and not flow.response.stream  # small: buffered
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("scanner exploded")
+
+    monkeypatch.setattr(responses.ScrubPlan, "scrub_buffered_body", broken)
+    with caplog.at_level(logging.ERROR):
+        run_with_scrubber(proxy, scrubber, HttpResponseHook(flow))
+
+    assert_refused_whole(flow, flow.response.content or b"", proxy.canary.openai)
+    assert flow.response.headers["content-length"] == str(len(flow.response.content or b""))
+    assert "Addon error" not in caplog.text
+
+
+def test_an_error_while_scanning_a_websocket_message_drops_it(
+    proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scrubber = ResponseScrubber(proxy.addon)
+    flow = tflow.twebsocketflow()
+    assert flow.websocket is not None
+    message = flow.websocket.messages[-1]
+    message.from_client = False
+    message.content = proxy.canary.openai.encode()
+    scrubber._websockets[flow.id] = (object(), None)  # type: ignore[assignment]
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("scanner exploded")
+
+    monkeypatch.setattr(responses, "scrub_message", broken)
+    scrubber.websocket_message(flow)
+
+    assert message.dropped
+
+
+class ExplodingScrubber:
+    def feed(self, data: bytes) -> bytes:
+        raise RuntimeError("scanner exploded")
+
+    def finish(self) -> bytes:
+        raise AssertionError("nothing is released after a failure")
+
+
+def test_an_error_while_scanning_a_streamed_body_cuts_it_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = StreamBody(ExplodingScrubber(), decode=None)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR):
+        first = body(b"data: sk-the-real-key\n\n")
+        later = body(b"data: more\n\n")
+    assert first == [] and later == []
+    assert body.broken
+    assert "internal error while scanning a streamed response; cut off" in caplog.text

@@ -14,19 +14,20 @@ import asyncio
 import dataclasses
 import json
 import logging
-import sys
-import zlib
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import brotli
-import zstandard
 from mitmproxy import http
-from mitmproxy.proxy.layers.http._events import ResponseEndOfMessage
 
 from seks.addon.flow import SeksAddon
 from seks.addon.records import audit_event, console_line
+from seks.addon.response_bodies import (
+    DECODABLE,
+    StreamBody,
+    decoder,
+    refuse_unscanned,
+    replace_with_refusal,
+)
 from seks.addon.scrub import Matcher, StreamScrubber, scrub
 from seks.errors import UpstreamError, agent_error_body
 from seks.store.tokens import TokenInfo
@@ -37,7 +38,6 @@ __all__ = ["MatcherCache", "ResponseScrubber", "ScrubPlan", "plan_response", "sc
 log = logging.getLogger("seks")
 
 STREAM_OVER = 1024 * 1024  # bodies larger than this stream instead of being buffered
-DECODABLE = ("gzip", "deflate", "br", "zstd", "identity")
 
 Counts = Counter[tuple[str, str, str]]  # (secret name, encoding, where) → matches
 
@@ -66,85 +66,6 @@ class MatcherCache:
 
     def clear(self) -> None:
         self._cache.clear()
-
-
-def _decoder(encoding: str) -> Callable[[bytes], bytes] | None:
-    if encoding == "gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
-    if encoding == "deflate":
-        return _Deflate().decompress
-    if encoding == "br":
-        return brotli.Decompressor().process  # type: ignore[no-any-return]
-    if encoding == "zstd":
-        return zstandard.ZstdDecompressor().decompressobj().decompress
-    return None
-
-
-class _Deflate:
-    """HTTP 'deflate' is zlib-wrapped by the standard, raw deflate in practice: accept both."""
-
-    def __init__(self) -> None:
-        self._obj: zlib._Decompress | None = None
-        self._head = b""
-
-    def decompress(self, data: bytes) -> bytes:
-        if self._obj is None:
-            self._head += data
-            if len(self._head) < 2:
-                return b""
-            zlib_wrapped = (self._head[0] & 0x0F) == 8 and int.from_bytes(self._head[:2]) % 31 == 0
-            self._obj = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
-            data, self._head = self._head, b""
-        return self._obj.decompress(data)
-
-
-def _at_end_of_message() -> bool:
-    """mitmproxy calls a stream callable with b"" at the end of the message, and also for an
-    empty HTTP/2 DATA frame mid-stream; only its caller's event tells the two apart. Releasing
-    held bytes at a false end could let a secret split across that frame through."""
-    caller = sys._getframe(2)  # StreamBody.__call__ <- mitmproxy's state_stream_response_body
-    event = caller.f_locals.get("event")
-    return event is None or isinstance(event, ResponseEndOfMessage)
-
-
-@dataclass
-class _StreamBody:
-    """The ``flow.response.stream`` callable: decode, scrub, pass on."""
-
-    scrubber: StreamScrubber
-    decode: Callable[[bytes], bytes] | None
-    broken: bool = False  # the body stopped decoding: nothing more is passed on
-
-    def __call__(self, chunk: bytes) -> bytes | list[bytes]:
-        if self.broken:
-            return []
-        if chunk:
-            try:
-                data = self.decode(chunk) if self.decode else chunk
-            except (zlib.error, brotli.error, zstandard.ZstdError):
-                # Headers are gone already: the agent sees a cut body, never raw bytes.
-                self.broken = True
-                log.warning("SEKS: a compressed response stopped decoding; the rest is dropped")
-                return []
-            out = self.scrubber.feed(data)
-            return out if out else []  # b"" would end an HTTP/1.1 chunked body (notes)
-        if not _at_end_of_message():
-            return []
-        return self.scrubber.finish() or []
-
-
-@dataclass
-class _Refusal:
-    """Replaces an upstream body we must not pass on unscanned."""
-
-    body: bytes
-    sent: bool = False
-
-    def __call__(self, chunk: bytes) -> bytes | list[bytes]:
-        if self.sent:
-            return []
-        self.sent = True
-        return self.body
 
 
 @dataclass
@@ -223,7 +144,7 @@ def plan_response(flow: http.HTTPFlow, matcher: Matcher) -> ScrubPlan:
         plan.refused = UpstreamError(
             f"the upstream answered in an encoding SEKS cannot scan: {encoding}"
         )
-        _replace_with_refusal(response, plan.refused)
+        replace_with_refusal(response, plan.refused)
         return plan
     content_type = response.headers.get("content-type", "")
     length = response.headers.get("content-length")
@@ -236,27 +157,15 @@ def plan_response(flow: http.HTTPFlow, matcher: Matcher) -> ScrubPlan:
     if not stream:
         return plan  # buffered: scrubbed whole in the response hook
     plan.streamed = StreamScrubber(matcher)
-    decode = _decoder(encoding)
+    decode = decoder(encoding)
     if decode is not None:
         # The body is passed on decoded; its length is no longer known in advance.
         del response.headers["content-encoding"]
         response.headers.pop("content-length", None)
         if response.http_version == "HTTP/1.1":
             response.headers["transfer-encoding"] = "chunked"
-    response.stream = _StreamBody(plan.streamed, decode)
+    response.stream = StreamBody(plan.streamed, decode)
     return plan
-
-
-def _replace_with_refusal(response: http.Response, err: UpstreamError) -> None:
-    body = agent_error_body(err)
-    response.status_code = err.status
-    response.reason = "Bad Gateway"
-    for name in ("content-encoding", "content-length", "transfer-encoding"):
-        response.headers.pop(name, None)
-    response.headers["content-type"] = "application/json"
-    if response.http_version == "HTTP/1.1":
-        response.headers["transfer-encoding"] = "chunked"
-    response.stream = _Refusal(body)
 
 
 def scrub_message(matcher: Matcher, message_content: bytes) -> tuple[bytes, Counts]:
@@ -279,7 +188,30 @@ class ResponseScrubber:
         if {"seks_home", "seks_config"} & updated:
             self._matchers.clear()
 
+    # mitmproxy logs an exception from a hook and carries on: here that would pass the response
+    # on unscanned. So each hook refuses the response instead (fail closed).
+
     async def responseheaders(self, flow: http.HTTPFlow) -> None:
+        try:
+            await self._plan(flow)
+        except Exception:
+            self._unscanned(flow, streaming=True)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        try:
+            self._scrub_body(flow)
+        except Exception:
+            self._unscanned(flow, streaming=False)
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        try:
+            self._scrub_message(flow)
+        except Exception:
+            log.exception("SEKS: internal error while scanning a WebSocket message; dropped")
+            if flow.websocket is not None and flow.websocket.messages:
+                flow.websocket.messages[-1].drop()
+
+    async def _plan(self, flow: http.HTTPFlow) -> None:
         vault = self.seks.vault
         tokens = self.seks.injected_tokens(flow)
         if vault is None or (not tokens and self.seks.config.scrub != "all"):
@@ -296,34 +228,51 @@ class ResponseScrubber:
         if flow.response.status_code == 101:
             self._websockets[flow.id] = (matcher, plan.token)
 
-    def response(self, flow: http.HTTPFlow) -> None:
-        plan = self._plans.pop(flow.id, None)
+    def _scrub_body(self, flow: http.HTTPFlow) -> None:
+        plan = self._plans.get(flow.id)
         if plan is None or flow.response is None:
             return
         plan.scrub_buffered_body(flow.response)
+        del self._plans[flow.id]
         self._audit(flow, plan.token, plan.finish())
         if plan.refused is not None:
             log.warning("SEKS: %s", plan.refused)
-            # Said apart from request.completed, so a reviewer can tell it from the upstream's
-            # own 502.
-            row = audit_event(
-                flow,
-                "response.refused",
-                plan.token,
-                keys=self.seks.audit_keys,
-                decision="deny",
-                reason=plan.refused.reason,
-                status=plan.refused.status,
-            )
-            detail = json.dumps({"message": str(plan.refused)})
-            self.seks.submit(dataclasses.replace(row, detail=detail))
+            self._audit_refusal(flow, plan.token, plan.refused)
+
+    def _unscanned(self, flow: http.HTTPFlow, *, streaming: bool) -> None:
+        """An internal error while scanning: the agent gets a 502 instead of the response."""
+        log.exception("SEKS: internal error while scanning a response; refused")
+        plan = self._plans.pop(flow.id, None)
+        self._websockets.pop(flow.id, None)
+        token = plan.token if plan else next(iter(self.seks.injected_tokens(flow)), None)
+        err = UpstreamError("the response could not be scanned (internal error); not passed on")
+        if flow.response is not None:
+            refuse_unscanned(flow.response, err, streaming=streaming)
+        self._audit_refusal(flow, token, err)
+
+    def _audit_refusal(
+        self, flow: http.HTTPFlow, token: TokenInfo | None, err: UpstreamError
+    ) -> None:
+        # Said apart from request.completed, so a reviewer can tell it from the upstream's own
+        # 502.
+        row = audit_event(
+            flow,
+            "response.refused",
+            token,
+            keys=self.seks.audit_keys,
+            decision="deny",
+            reason=err.reason,
+            status=err.status,
+        )
+        detail = json.dumps({"message": str(err)})
+        self.seks.submit(dataclasses.replace(row, detail=detail))
 
     def error(self, flow: http.HTTPFlow) -> None:
         plan = self._plans.pop(flow.id, None)
         if plan is not None:
             self._audit(flow, plan.token, plan.finish())
 
-    def websocket_message(self, flow: http.HTTPFlow) -> None:
+    def _scrub_message(self, flow: http.HTTPFlow) -> None:
         scrubbing = self._websockets.get(flow.id)
         if scrubbing is None or flow.websocket is None:
             return
