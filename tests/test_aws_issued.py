@@ -3,12 +3,21 @@ the vault bound to a new token for the same agent, and gone from the body."""
 
 from __future__ import annotations
 
+import logging
 import secrets
+import sqlite3
 import time
 
 import pytest
+from mitmproxy import http
+from mitmproxy.test import tflow, tutils
 
-from seks.addon.aws_issued import find_credentials, may_carry_credentials, swap_credentials
+from seks.addon.aws_issued import (
+    find_credentials,
+    may_carry_credentials,
+    swap_credentials,
+    swap_in_response,
+)
 from seks.errors import UpstreamError
 from seks.store import Vault
 from seks.store.aws_credentials import FAKE_SECRET_KEY, FAKE_SESSION_TOKEN, AwsCredentials
@@ -123,4 +132,51 @@ def test_credentials_already_expired_are_withheld(vault: Vault) -> None:
     stale = ASSUME_ROLE.replace(b"2099-01-01T00:00:00Z", b"2001-01-01T00:00:00Z")
     with pytest.raises(UpstreamError, match="already expired"):
         swap_credentials(vault, stale, info)
+    assert [s.name for s in vault.list_secrets()] == ["aws-main"]
+
+
+def sts_answer(body: bytes) -> http.HTTPFlow:
+    flow = tflow.tflow(req=tutils.treq(host="sts.amazonaws.com", port=443, path=b"/"))
+    flow.response = http.Response.make(200, body, {"content-type": "text/xml"})
+    return flow
+
+
+def withheld(flow: http.HTTPFlow) -> str:
+    """The AWS error code the agent gets instead of the answer."""
+    assert flow.response is not None
+    assert SECRET.encode() not in (flow.response.content or b"")
+    assert flow.response.status_code == 502
+    return (flow.response.content or b"").split(b"<Code>")[1].split(b"</Code>")[0].decode()
+
+
+def test_an_answer_whose_credentials_cannot_be_stored_is_withheld(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any failure, not only SEKS's own errors: mitmproxy would log an exception from the
+    response hook and send the answer on, real credentials and all."""
+    info = asker(vault)
+
+    def locked(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(vault, "add_secret", locked)
+    flow = sts_answer(ASSUME_ROLE)
+    with caplog.at_level(logging.ERROR, logger="seks"):
+        swap_in_response(flow, vault, info)
+
+    assert withheld(flow) == "ServiceUnavailable"
+    assert "internal error while swapping AWS credentials in a response; withheld" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_an_answer_with_undecodable_credentials_is_withheld(
+    vault: Vault, caplog: pytest.LogCaptureFixture
+) -> None:
+    info = asker(vault)
+    garbled = ASSUME_ROLE.replace(b"ASIAIOSFODNN7EXAMPLE", b"ASIA\xff\xfeIOSFODNN7EX")
+    flow = sts_answer(garbled)
+    with caplog.at_level(logging.ERROR, logger="seks"):
+        swap_in_response(flow, vault, info)
+    assert withheld(flow) == "ServiceUnavailable"
+    assert SECRET not in caplog.text and "UnicodeDecodeError" in caplog.text
     assert [s.name for s in vault.list_secrets()] == ["aws-main"]

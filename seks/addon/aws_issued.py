@@ -151,8 +151,17 @@ def swap_in_response(flow: http.HTTPFlow, vault: Vault, asked_with: TokenInfo) -
         swapped = swap_credentials(vault, flow.response.content or b"", asked_with)
     except SeksError as e:
         log.warning("SEKS: AWS credentials in a response were withheld: %s", e)
-        refused = e if isinstance(e, RequestRefused) else UpstreamError(str(e))
-        flow.response = refusal_response(flow, refused)
+        flow.response = refusal_response(
+            flow, e if isinstance(e, RequestRefused) else UpstreamError(str(e))
+        )
+        return
+    except Exception:
+        # Anything else too (the vault locked, bytes that do not decode): mitmproxy would log
+        # an exception from the response hook and send the answer on, real credentials and all.
+        log.exception("SEKS: internal error while swapping AWS credentials in a response; withheld")
+        flow.response = refusal_response(
+            flow, UpstreamError("internal error while swapping the answer's AWS credentials")
+        )
         return
     if swapped is not None:
         flow.response.content = swapped
