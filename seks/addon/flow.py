@@ -203,6 +203,11 @@ class SeksAddon(TlsHooks, Audited):
             ]
             # gather() costs a loop iteration more: measurable for the common single token.
             await (commits[0] if len(commits) == 1 else asyncio.gather(*commits))
+            endpoint = parse_aws_host(requested_host(flow))
+            if endpoint and may_carry_credentials(endpoint.service, flow.request.path):
+                # Held whole when it comes, to swap the credentials in it. Decided here, where
+                # any error refuses the request: at response time it would let the answer out.
+                flow.metadata["seks_buffer"] = True
             self._inject(flow, uses, started)  # 5, 6
             # Responses to it are scrubbed: ask for them unencoded (notes: simplest, cheapest).
             flow.request.headers["accept-encoding"] = "identity"
@@ -329,9 +334,6 @@ class SeksAddon(TlsHooks, Audited):
         injected = self._restore(flow)  # 8: the fake token is back before anything else runs
         if injected is not None:
             self._answered[flow.id] = injected
-            endpoint = parse_aws_host(requested_host(flow))
-            if endpoint and may_carry_credentials(endpoint.service, flow.request.path):
-                flow.metadata["seks_buffer"] = True  # held whole, to swap credentials in it
 
     def response(self, flow: http.HTTPFlow) -> None:
         injected = self._answered.get(flow.id)
