@@ -47,6 +47,7 @@ from seks.errors import (
 from seks.home import Home
 from seks.store.audit_writer import discarding_for_bench
 from seks.store.aws_credentials import AwsCredentials
+from seks.store.read_cache import ReadCache
 from seks.store.vault import TokenInfo, Vault
 
 __all__ = ["DestinationGuard", "SeksAddon"]
@@ -77,6 +78,7 @@ class SeksAddon(TlsHooks, Audited):
     def __init__(self) -> None:
         super().__init__()
         self.vault: Vault | None = None
+        self.reads: ReadCache | None = None  # what each request reads, until the vault changes
         self.config = Config()
         self.providers: dict[str, Provider] = dict(BUILTIN)
         self._gate = TokenGate()  # who may use a token, from where, for what, how often
@@ -115,8 +117,8 @@ class SeksAddon(TlsHooks, Audited):
             raise exceptions.OptionsError(f"SEKS: {e}") from None
         self._close()
         self.providers = self.config.all_providers
-        self.vault = vault
-        self._gate.open(vault, the_home.vault_path, self.config)
+        self.vault, self.reads = vault, ReadCache(vault)
+        self._gate.open(vault, self.reads, the_home.vault_path, self.config)
         self._open_audit(the_home.vault_path, vault.audit_key, vault.audit.keys)
 
     def running(self) -> None:
@@ -148,7 +150,7 @@ class SeksAddon(TlsHooks, Audited):
         self._gate.close()
         if self.vault is not None:
             self.vault.close()
-            self.vault = None
+            self.vault = self.reads = None
 
     def _settings(self, provider: str) -> ProviderSettings:
         return self.config.providers.get(provider, ProviderSettings())
@@ -171,17 +173,18 @@ class SeksAddon(TlsHooks, Audited):
             if self.config.scrub == "all":
                 flow.request.headers["accept-encoding"] = "identity"
             return
-        if self.vault is None:
+        if self.vault is None or self.reads is None:
             await self._refuse(flow, VaultUnavailable("the SEKS vault is not open"), None)
             return
         started = time.monotonic()
         info: TokenInfo | None = None
         presented: str | None = None  # the token being handled, for the audit's token_hash
         try:
+            self.reads.refresh()  # one picture of the vault for this request
             uses = []
             for token in found:
                 info, presented = None, token.token
-                info = self.vault.resolve_token(token.token)  # 2
+                info = self.reads.resolve_token(token.token)  # 2
                 provider = self.providers.get(info.provider)
                 if provider is None:  # a custom provider since removed from the config
                     raise HostNotAllowed(f"provider {info.provider} is not in the SEKS config")
@@ -246,9 +249,9 @@ class SeksAddon(TlsHooks, Audited):
         return require_place(provider, token), None
 
     def _aws_credentials(self, info: TokenInfo) -> AwsCredentials:
-        assert self.vault is not None
+        assert self.reads is not None
         try:
-            secret = self.vault.reveal_secret(info.secret_name, tenant=info.tenant)
+            secret = self.reads.reveal_secret(info.secret_name, tenant=info.tenant)
             return AwsCredentials.from_json(secret.reveal())
         except SeksError as e:
             raise VaultUnavailable(f"the credential could not be read: {e}") from None
@@ -259,7 +262,7 @@ class SeksAddon(TlsHooks, Audited):
         uses: list[tuple[FoundToken, CredentialPlace, AwsStep | None, TokenInfo]],
         started: float,
     ) -> None:
-        assert self.vault is not None
+        assert self.reads is not None
         headers = flow.request.headers
         # Every header that will change is saved before the first change, under its lower-case
         # name (Authorization and authorization are one header), so any failure can restore.
@@ -279,7 +282,7 @@ class SeksAddon(TlsHooks, Audited):
                     injected.sign_later = (aws[0], info)
                 continue
             try:
-                secret = self.vault.reveal_secret(info.secret_name, tenant=info.tenant)  # 5
+                secret = self.reads.reveal_secret(info.secret_name, tenant=info.tenant)  # 5
             except SeksError as e:
                 raise VaultUnavailable(f"the credential could not be read: {e}") from None
             if token.header is None:  # 6: in the query or the path

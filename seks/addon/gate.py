@@ -50,6 +50,7 @@ from seks.store import approvals, proxy_auth
 from seks.store.approvals import GRANTED, Approval
 from seks.store.audit_writer import AuditWriter
 from seks.store.gate_store import GateStore
+from seks.store.read_cache import ReadCache
 from seks.store.vault import DEFAULT_TENANT, TokenInfo, Vault
 
 __all__ = ["ProxyCredential", "TokenGate", "parse_proxy_authorization"]
@@ -102,15 +103,16 @@ class TokenGate:
             weakref.WeakKeyDictionary()
         )
         self._vault: Vault | None = None
+        self._reads: ReadCache | None = None  # the vault's per-request reads
         self._store: GateStore | None = None
         self._desk: ApprovalDesk | None = None
         self._config = Config()
         self._background: set[asyncio.Task[Any]] = set()
         self._held: dict[str, connection.Client] = {}  # approval id → whose request waits
 
-    def open(self, vault: Vault, vault_path: Path, config: Config) -> None:
+    def open(self, vault: Vault, reads: ReadCache, vault_path: Path, config: Config) -> None:
         self.close()
-        self._vault, self._config = vault, config
+        self._vault, self._reads, self._config = vault, reads, config
         self._store = GateStore(vault_path, busy_timeout=config.audit_timeout)
         self._desk = ApprovalDesk(self._store)
 
@@ -119,6 +121,7 @@ class TokenGate:
             assert self._desk is not None
             self._store.close(expire=self._desk.stop(), now=time.time())
         self._vault = self._store = self._desk = None
+        self._reads = None
 
     # -- who is connected -------------------------------------------------------------------
 
@@ -162,9 +165,9 @@ class TokenGate:
                 await self._store.redeem(info, time.time())
 
     def _check_identity(self, info: TokenInfo, credential: ProxyCredential | None) -> None:
-        assert self._vault is not None
+        assert self._vault is not None and self._reads is not None
         if credential is None:
-            if proxy_auth.requires_proxy_auth(self._vault.db, info.tenant, info.agent):
+            if self._reads.requires_proxy_auth(info.tenant, info.agent):
                 raise ProxyAuthRequired(
                     f"agent {info.agent} must authenticate to the proxy: use the proxy URL "
                     "with credentials that `seks env` prints",
@@ -214,8 +217,8 @@ class TokenGate:
     async def _check_approval(
         self, flow: http.HTTPFlow, info: TokenInfo, audit: AuditWriter
     ) -> None:
-        assert self._vault is not None and self._store is not None and self._desk is not None
-        if not approvals.requires_approval(self._vault.db, info.tenant, info.secret_name):
+        assert self._store is not None and self._desk is not None and self._reads is not None
+        if not self._reads.requires_approval(info.tenant, info.secret_name):
             return
         now = time.time()
         window = await self._store.active_window(info.tenant, info.agent, info.secret_name, now)

@@ -30,6 +30,7 @@ from seks.addon.response_bodies import (
 )
 from seks.addon.scrub import Matcher, StreamScrubber, scrub
 from seks.errors import UpstreamError, agent_error_body
+from seks.store.read_cache import ReadCache
 from seks.store.tokens import TokenInfo
 from seks.store.vault import Vault
 
@@ -52,8 +53,9 @@ class MatcherCache:
     def __init__(self) -> None:
         self._cache: dict[str | None, tuple[object, Matcher]] = {}
 
-    async def get(self, vault: Vault, tenant: str | None) -> Matcher:
-        fingerprint = vault.secrets_fingerprint(tenant)
+    async def get(self, vault: Vault, reads: ReadCache, tenant: str | None) -> Matcher:
+        reads.refresh()
+        fingerprint = reads.secrets_fingerprint(tenant)
         cached = self._cache.get(tenant)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
@@ -212,14 +214,16 @@ class ResponseScrubber:
                 flow.websocket.messages[-1].drop()
 
     async def _plan(self, flow: http.HTTPFlow) -> None:
-        vault = self.seks.vault
+        vault, reads = self.seks.vault, self.seks.reads
         tokens = self.seks.injected_tokens(flow)
-        if vault is None or (not tokens and self.seks.config.scrub != "all"):
+        if vault is None or reads is None or (not tokens and self.seks.config.scrub != "all"):
             return
         # A response to an injected request is scrubbed with its tenant's secrets; with
         # `scrub: all`, any response with every tenant's.
         tenants = {info.tenant for info in tokens}
-        matcher = await self._matchers.get(vault, tenants.pop() if len(tenants) == 1 else None)
+        matcher = await self._matchers.get(
+            vault, reads, tenants.pop() if len(tenants) == 1 else None
+        )
         if not matcher or flow.response is None:
             return
         plan = plan_response(flow, matcher)

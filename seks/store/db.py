@@ -18,7 +18,15 @@ import sqlite_utils
 
 from seks.store import limits_schema
 
-__all__ = ["AUDIT_NO_UPDATE_TRIGGER", "MIGRATIONS", "connect", "migrate", "write_tx"]
+__all__ = [
+    "AUDIT_NO_UPDATE_TRIGGER",
+    "COUNTED_TABLES",
+    "MIGRATIONS",
+    "changes",
+    "connect",
+    "migrate",
+    "write_tx",
+]
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -195,6 +203,22 @@ def _m002_audit_chain(db: sqlite_utils.Database) -> None:
     )
 
 
+# The tables whose rows the proxy reads for every request (seks.store.read_cache): any change to
+# them, by any process or through plain SQL, moves the counter in `changes`.
+COUNTED_TABLES = ("tenants", "tenant_keys", "secrets", "secret_versions", "agents", "tokens")
+
+
+def _m007_change_counter(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE changes (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)")
+    db.execute("INSERT INTO changes (id, n) VALUES (1, 0)")
+    for table in COUNTED_TABLES:
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(  # our own table names and operations only
+                f"CREATE TRIGGER {table}_{op.lower()}_counted AFTER {op} ON {table} "  # noqa: S608
+                "BEGIN UPDATE changes SET n = n + 1 WHERE id = 1; END"
+            )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m001_initial", _m001_initial),
     ("m002_audit_detail", _m002_audit_detail),
@@ -203,7 +227,13 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m004_approvals", limits_schema.m004_approvals),
     ("m005_proxy_auth", limits_schema.m005_proxy_auth),
     ("m006_aws_allow_lists", limits_schema.m006_aws_allow_lists),
+    ("m007_change_counter", _m007_change_counter),
 ]
+
+
+def changes(db: sqlite_utils.Database) -> int:
+    """The change counter: it moves whenever a row of COUNTED_TABLES is written."""
+    return int(db.conn.execute("SELECT n FROM changes WHERE id = 1").fetchone()[0])
 
 
 def _applied(db: sqlite_utils.Database) -> set[str]:

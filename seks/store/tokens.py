@@ -39,6 +39,7 @@ __all__ = [
     "check_ttl",
     "insert_record",
     "list_records",
+    "live",
     "lookup",
     "mint",
     "new_public_id",
@@ -313,7 +314,11 @@ def lookup(db: sqlite_utils.Database, digest: bytes) -> TokenInfo:
 def resolve(db: sqlite_utils.Database, pepper: bytes, token: str, now: float) -> TokenInfo:
     """The live record behind a fake token, or the refusal an agent should see."""
     parsed = parse(token)  # a typo is refused before any lookup
-    info = lookup(db, token_hash(pepper, token))
+    return live(lookup(db, token_hash(pepper, token)), parsed, now)
+
+
+def live(info: TokenInfo, parsed: ParsedToken, now: float) -> TokenInfo:
+    """``info`` if the token it was looked up for may be used at ``now``; else the refusal."""
     if info.provider != parsed.provider:  # cannot happen: the provider is part of the token
         raise UnknownToken("this token is not known to the SEKS vault")
     state = info.state(now)

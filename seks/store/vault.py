@@ -47,6 +47,24 @@ def _checked_value(provider: str, value: str) -> str:
     return value
 
 
+@dataclass(frozen=True, repr=False)
+class SealedSecret:
+    """A secret's newest version as the vault stores it: encrypted, and its tenant key wrapped
+    under the master key. Reading it reveals nothing; :meth:`Vault.open_sealed` decrypts it."""
+
+    tenant: str
+    name: str
+    provider: str
+    version: int
+    kek_version: int
+    wrapped_dek: bytes
+    ciphertext: bytes
+    wrapped_kek: bytes
+
+    def __repr__(self) -> str:
+        return f"SealedSecret({self.tenant}/{self.name} v{self.version}, <encrypted>)"
+
+
 @dataclass(frozen=True)
 class SecretInfo:
     tenant: str
@@ -154,20 +172,22 @@ class Vault(AgentOps, TokenOps):
             if row is None:
                 raise NotFound(f"no tenant {tenant!r}")
             version = int(row[0])
-        key = (tenant, version)
         row = self.db.execute(
             "SELECT wrapped_kek FROM tenant_keys WHERE tenant = ? AND version = ?",
             [tenant, version],
         ).fetchone()
         if row is None:
             raise NotFound(f"tenant {tenant!r} has no key version {version}")
-        cached = self._keks.get(key)
-        if cached is None or cached[0] != row[0]:
-            cached = self._keks[key] = (
-                row[0],
-                crypto.unwrap_kek(self._master, tenant, version, row[0]),
+        return version, self._unwrapped_kek(tenant, version, row[0])
+
+    def _unwrapped_kek(self, tenant: str, version: int, wrapped: bytes) -> bytes:
+        cached = self._keks.get((tenant, version))
+        if cached is None or cached[0] != wrapped:
+            cached = self._keks[(tenant, version)] = (
+                wrapped,
+                crypto.unwrap_kek(self._master, tenant, version, wrapped),
             )
-        return version, cached[1]
+        return cached[1]
 
     # -- secrets ---------------------------------------------------------------------------
 
@@ -307,20 +327,31 @@ class Vault(AgentOps, TokenOps):
 
     def reveal_secret(self, name: str, *, tenant: str = DEFAULT_TENANT) -> Secret:
         """Decrypt the newest version. Only the injection step calls this."""
+        return self.open_sealed(self.sealed_secret(name, tenant=tenant))
+
+    def sealed_secret(self, name: str, *, tenant: str = DEFAULT_TENANT) -> SealedSecret:
+        """The newest version as stored, still encrypted, with its tenant key as stored."""
         row = self.db.execute(
-            "SELECT s.provider, s.version, v.kek_version, v.wrapped_dek, v.ciphertext "
-            "FROM secrets s JOIN secret_versions v "
+            "SELECT s.provider, s.version, v.kek_version, v.wrapped_dek, v.ciphertext, "
+            "k.wrapped_kek FROM secrets s JOIN secret_versions v "
             "ON v.tenant = s.tenant AND v.name = s.name AND v.version = s.version "
+            "LEFT JOIN tenant_keys k ON k.tenant = s.tenant AND k.version = v.kek_version "
             "WHERE s.tenant = ? AND s.name = ?",
             [tenant, name],
         ).fetchone()
         if row is None:
             raise NotFound(f"no secret {name!r} in tenant {tenant!r}")
-        provider, version, kek_version, wrapped_dek, ciphertext = row
-        _, kek = self._tenant_kek(tenant, kek_version)
-        dek = crypto.unwrap_dek(kek, tenant, name, version, wrapped_dek)
-        value = crypto.open_secret(dek, tenant, name, version, ciphertext)
-        return Secret(name, provider, version, value.decode())
+        if row[5] is None:
+            raise NotFound(f"tenant {tenant!r} has no key version {row[2]}")
+        return SealedSecret(tenant, name, *row)
+
+    def open_sealed(self, sealed: SealedSecret) -> Secret:
+        """Decrypt a sealed secret (checking every layer's tag and associated data)."""
+        tenant, name, version = sealed.tenant, sealed.name, sealed.version
+        kek = self._unwrapped_kek(tenant, sealed.kek_version, sealed.wrapped_kek)
+        dek = crypto.unwrap_dek(kek, tenant, name, version, sealed.wrapped_dek)
+        value = crypto.open_secret(dek, tenant, name, version, sealed.ciphertext)
+        return Secret(name, sealed.provider, version, value.decode())
 
     def secrets_fingerprint(self, tenant: str | None) -> tuple[object, ...]:
         """Changes whenever a secret of ``tenant`` (None: any tenant) is added, rotated or

@@ -187,6 +187,10 @@ class TokenOps:
             proxy_auth.revoke_where(self.db, self.audit, "session = ?", [session], now)
             return tokens.revoke_where(self.db, self.audit, "session = ?", [session], now)
 
+    def token_hash(self, token: str) -> bytes:
+        """How the vault finds a token: HMAC-SHA256 under the token pepper."""
+        return tokens.token_hash(self._pepper, token)
+
     def resolve_token(self, token: str, *, now: float | None = None) -> TokenInfo:
         """The record behind a fake token, or the refusal an agent should see."""
         return tokens.resolve(self.db, self._pepper, token, time.time() if now is None else now)
