@@ -4,8 +4,8 @@ Never a way to run SEKS: a proxy started through this file breaks SEKS's promise
 to measure what each part costs. Parts, from $SEKS_BENCH_ABLATE (comma-separated):
 
   nolog    no console line per request (the `seks` logger at warning)
-  memo     vault reads memoized for the process's life: token lookup, secret decryption,
-           the secrets' fingerprint, the agent's proxy-auth and the secret's approval flags
+  memo     the proxy's vault reads (seks/store/read_cache.py) kept for the process's life:
+           the change counter is never read again (secrets are still decrypted per use)
   noscrub  responses are not scrubbed
 
 Audit rows are discarded with SEKS_BENCH_ONLY_DISCARD_AUDIT=1, as in bench/overhead.py.
@@ -14,26 +14,10 @@ Usage: python bench/_ablated_seks.py proxy --config FILE --listen HOST:PORT
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
 PARTS = {"nolog", "memo", "noscrub"}
-
-
-def memoized(f: Callable[..., Any]) -> Callable[..., Any]:
-    cache: dict[object, Any] = {}
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        key = (args[1:], tuple(sorted(kwargs.items())))  # args[0]: the vault or its db
-        if key not in cache:
-            cache[key] = f(*args, **kwargs)
-        return cache[key]
-
-    return wrapper
 
 
 def ablate(parts: set[str]) -> None:
@@ -43,14 +27,17 @@ def ablate(parts: set[str]) -> None:
         setup = seks.proxy._setup_logging
         seks.proxy._setup_logging = lambda level: setup("warning")  # type: ignore[assignment]
     if "memo" in parts:
-        from seks.store import approvals, proxy_auth
-        from seks.store.vault import Vault
+        from seks.store.read_cache import ReadCache
 
-        for name in ("resolve_token", "reveal_secret", "secrets_fingerprint"):
-            setattr(Vault, name, memoized(getattr(Vault, name)))
-        # The gate calls these through their modules, so replacing them there reaches it.
-        proxy_auth.requires_proxy_auth = memoized(proxy_auth.requires_proxy_auth)
-        approvals.requires_approval = memoized(approvals.requires_approval)
+        # The proxy's reads are kept until the vault changes (seks/store/read_cache.py); here
+        # the change counter is read once, so they are never read again.
+        refresh = ReadCache.refresh
+
+        def refresh_once(self: ReadCache) -> None:
+            if self._seen is None:
+                refresh(self)
+
+        ReadCache.refresh = refresh_once  # type: ignore[method-assign]
     if "noscrub" in parts:
         from seks.addon.responses import ResponseScrubber
 

@@ -8,7 +8,7 @@ upstream), in alternating rounds, through:
   seks          seks proxy, as shipped
   -audit        audit rows discarded (SEKS_BENCH_ONLY_DISCARD_AUDIT=1)
   -log          and no console line per request
-  -vault        and vault reads memoized (token, secret, fingerprint, flags)
+  -vault        and the vault's change counter read once only (bench/_ablated_seks.py)
   -scrub        and responses not scrubbed
 
 Each step keeps the ones above it switched off (bench/_ablated_seks.py does the switching; it
