@@ -22,17 +22,15 @@ to bare's: the differences between consecutive lines are what each part costs.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import overhead  # noqa: E402  (the set-up helpers and the round runner)
-from overhead import BenchError, Service, Target  # noqa: E402
+from overhead import Service, Target  # noqa: E402
 
 STEPS = [  # name, parts switched off by bench/_ablated_seks.py (audit rows always discarded)
     ("-audit", ""),
@@ -138,17 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.curl = overhead.find_tool("curl", args.curl)
-    workdir = Path(tempfile.mkdtemp(prefix="seks-ablation-"))
-    try:
-        return run(args, workdir)
-    except BenchError as exc:
-        print(f"\nbenchmark FAILED: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return overhead.run_in_workdir(run, args, "seks-ablation-")
 
 
 if __name__ == "__main__":

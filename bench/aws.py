@@ -35,13 +35,11 @@ import platform
 import random
 import resource
 import secrets
-import shutil
 import ssl
 import statistics
 import string
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -58,6 +56,7 @@ from overhead import (
     percentile,
     proc_cpu_seconds,
     run_checked,
+    run_in_workdir,
     start_mitmdump,
     start_service,
     wait_for_line,
@@ -695,17 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.agent_python:
         args.agent_python = str(HERE.parent / ".venv-agent" / "bin" / "python")
-    workdir = Path(tempfile.mkdtemp(prefix="seks-bench-aws-"))
-    try:
-        return run(args, workdir)
-    except BenchError as exc:
-        print(f"\nbenchmark FAILED: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return run_in_workdir(run, args, "seks-bench-aws-")
 
 
 if __name__ == "__main__":

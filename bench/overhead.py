@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -743,10 +743,12 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             svc.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    args.curl = find_tool("curl", args.curl)
-    workdir = Path(tempfile.mkdtemp(prefix="seks-bench-"))
+def run_in_workdir(
+    run: Callable[[argparse.Namespace, Path], int], args: argparse.Namespace, prefix: str
+) -> int:
+    """``run(args, workdir)`` in a new temporary directory, removed afterwards unless
+    ``args.keep``; a BenchError is reported and makes the exit status 1."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         return run(args, workdir)
     except BenchError as exc:
@@ -757,6 +759,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"work directory kept: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.curl = find_tool("curl", args.curl)
+    return run_in_workdir(run, args, "seks-bench-")
 
 
 if __name__ == "__main__":
