@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from hypothesis import given
+from hypothesis import strategies as st
 
 from seks.errors import AuditUnavailable
 from seks.store import MasterKey, Vault
@@ -29,10 +31,10 @@ from seks.store.audit import (
     tail,
     verify,
 )
-from seks.store.audit_chain import GENESIS, AuditKeys, canonical
+from seks.store.audit_chain import GENESIS, AuditKeys, Head, canonical
 from seks.store.audit_writer import BENCH_DISCARD_ENV, AuditWriter
 from seks.store.crypto import check_value
-from seks.store.db import MIGRATIONS, connect, write_tx
+from seks.store.db import HEAD_MOVED, MIGRATIONS, connect, write_tx
 
 
 def rows(vault: Vault) -> list[dict[str, object]]:
@@ -126,12 +128,15 @@ def test_the_chain_holds_across_two_connections_writing_at_once(
     def proxy_writer() -> None:
         db = connect(vault_path)
         log = AuditLog(db, vault.audit_key)
+        seen = None  # as the writer thread does: one statement while the head is the one it left
         try:
             for i in range(30):
-                with write_tx(db):
-                    log.append_many(
-                        [AuditEvent("request.injected", flow_id=f"{i}-{j}") for j in range(3)]
-                    )
+                events = [AuditEvent("request.injected", flow_id=f"{i}-{j}") for j in range(3)]
+                if i % 2:
+                    seen = log.append_after(seen, events)
+                else:
+                    with write_tx(db):
+                        log.append_many(events)
         except BaseException as e:
             errors.append(e)
         finally:
@@ -147,6 +152,53 @@ def test_the_chain_holds_across_two_connections_writing_at_once(
     report = verify(vault.db, vault.audit.keys)
     assert report.ok, report.problems
     assert report.rows == 1 + 60 + 90
+
+
+def test_rows_appended_after_a_head_that_moved_follow_the_new_head(
+    trail: Vault, vault_path: Path
+) -> None:
+    """The writer thread remembers the head it left; a CLI command appends meanwhile."""
+    with closing(connect(vault_path).conn) as conn:
+        log = AuditLog(sqlite_utils.Database(conn), trail.audit_key)
+        seen = log.append_after(None, [AuditEvent("request.injected", flow_id="a")])
+        trail.create_agent("meanwhile")
+        seen = log.append_after(seen, [AuditEvent("request.injected", flow_id="b")])
+
+    assert [(r["id"], r["event"]) for r in rows(trail)][-3:] == [
+        (8, "request.injected"),
+        (9, "agent.created"),
+        (10, "request.injected"),
+    ]
+    assert seen[0] == trail.audit.head()
+    assert trail.audit.head_mac_ok()
+    assert verify(trail.db, trail.audit.keys).ok
+
+
+def test_a_batch_that_does_not_follow_the_head_writes_nothing(
+    trail: Vault, raw: sqlite3.Connection
+) -> None:
+    before, head = rows(trail), trail.audit.head()
+    batch = (
+        "INSERT INTO audit_append (id, event, chain, prev_mac, head_mac) VALUES "
+        "(8, 'a', 'c8', {prev}, NULL), (9, 'b', 'c9', NULL, 'forged')"
+    )
+
+    with pytest.raises(sqlite3.IntegrityError, match=HEAD_MOVED):
+        raw.execute(batch.format(prev="'not the MAC of the head'"))
+    raw.execute("INSERT INTO audit (id, event) VALUES (8, 'added by hand')")
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):  # the right MAC; 8 is taken
+        raw.execute(batch.format(prev="(SELECT mac FROM audit_head)"))
+
+    assert rows(trail)[:-1] == before
+    assert trail.audit.head() == head
+    assert trail.audit.head_mac_ok()
+
+
+def test_the_append_view_takes_every_column_of_the_audit_table(vault: Vault) -> None:
+    audit = [c.name for c in vault.db.table("audit").columns]
+    view = [c[1] for c in vault.db.execute("PRAGMA table_info(audit_append)")]
+
+    assert sorted(view) == sorted([*audit, "prev_mac", "head_mac"])
 
 
 def test_values_are_chained_as_stored_so_odd_types_still_verify(vault: Vault) -> None:
@@ -175,6 +227,61 @@ def test_canonical_form_ignores_empty_values_and_export_only_columns() -> None:
 
     assert canonical(row) == canonical(same) == canonical(as_text)
     assert canonical(row) != canonical({**row, "status": 201})
+
+
+# A row, its canonical bytes, its chain value and a head's MAC, as SEKS wrote them before the
+# writer built canonical bytes by hand: trails and exports already on disk must keep verifying.
+GOLDEN_ROW = {
+    "id": 7,
+    "event": "request.injected",
+    "agent": "bot-\u00e9",
+    "path": '/v1/"q"\\\udcff',
+    "status": 200,
+    "latency_ms": 0.1,
+    "reason": "",
+    "detail": None,
+    "host": "api.openai.com",
+    "chain": "zz",
+}
+GOLDEN_CANONICAL = (
+    b'["seks-audit-row-v1",[["agent","bot-\\u00e9"],["event","request.injected"],'
+    b'["host","api.openai.com"],["id","7"],["latency_ms","0.1"],'
+    b'["path","/v1/\\"q\\"\\\\\\udcff"],["status","200"]]]'
+)
+
+
+def test_the_canonical_form_and_macs_are_the_ones_already_on_disk() -> None:
+    keys = AuditKeys(b"k" * 32)
+
+    assert canonical(GOLDEN_ROW) == GOLDEN_CANONICAL
+    assert keys.chain(GENESIS, GOLDEN_ROW) == (
+        "00feea1435a8ff9d689ac8b2a849ab3475de736fdae9ab7cf8de2a120cfd456c"
+    )
+    head = Head(3, 0, GENESIS, 3, "ab" * 32, 1_700_000_000_000_000)
+    assert keys.head_mac(head) == (
+        "d5f7e4200b4951caffd9e6f4b0f466520c87fa185ec209b43db79cbee5e734dc"
+    )
+
+
+_COLUMN = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=12)
+_VALUE = st.one_of(
+    st.none(),
+    st.text(),  # lone surrogates included: a path's undecodable bytes
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@given(st.dictionaries(_COLUMN, _VALUE, max_size=8))
+def test_the_canonical_form_is_the_json_the_format_names(row: dict[str, object]) -> None:
+    def text(value: object) -> str:
+        return repr(value) if isinstance(value, float) else str(value)
+
+    names = sorted(n for n in row if n not in {"chain", "prev_chain", "time"})
+    items = [[n, text(row[n])] for n in names if row[n] is not None and row[n] != ""]
+    expected = json.dumps(["seks-audit-row-v1", items], separators=(",", ":")).encode()
+
+    assert canonical(row) == expected
 
 
 def test_search_hash_is_keyed_and_stable(master: MasterKey) -> None:

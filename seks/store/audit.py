@@ -18,6 +18,7 @@ import functools
 import getpass
 import json
 import math
+import operator
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -26,7 +27,15 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from seks.errors import AuditUnavailable, VaultError
-from seks.store.audit_chain import GENESIS, AuditKeys, ChainReport, Head, check_rows, span
+from seks.store.audit_chain import (
+    GENESIS,
+    AuditKeys,
+    ChainReport,
+    Head,
+    canonical_items,
+    check_rows,
+    span,
+)
 from seks.store.audit_read import (
     AuditFilter,
     read_snapshot,
@@ -35,7 +44,7 @@ from seks.store.audit_read import (
     stats,
     tail,
 )
-from seks.store.db import AUDIT_NO_UPDATE_TRIGGER, write_tx
+from seks.store.db import AUDIT_APPEND_COLUMNS, AUDIT_NO_UPDATE_TRIGGER, write_tx
 
 __all__ = [
     "ARCHIVED_EVENT",
@@ -84,16 +93,23 @@ class AuditEvent:
 
 
 _FIELDS = [f.name for f in dataclasses.fields(AuditEvent)]
+_event_values = operator.attrgetter(*_FIELDS)  # an event's values in _FIELDS order
 _CHAINED = sorted(["id", *_FIELDS])  # a new row's columns, in canonical order
-_INSERT_COLUMNS = ["id", *_FIELDS, "chain"]  # in the order AuditLog._row builds a row
-_ROWS_PER_INSERT = 400  # x 24 columns: well under SQLite's 32766 bound parameters
+# Where each of them is in a row as AuditLog._stored_row builds it (["id", *_FIELDS]).
+_CHAINED_AT = [["id", *_FIELDS].index(name) for name in _CHAINED]
+_APPEND_COLUMNS = ["id", *_FIELDS, "chain", "prev_mac", "head_mac"]  # the audit_append view
+if tuple(_APPEND_COLUMNS[:-2]) != AUDIT_APPEND_COLUMNS:  # a new field needs a new view too
+    raise RuntimeError("AuditEvent's fields differ from the audit_append view's columns")
+HeadSeen = tuple[Head, str]  # the head and its MAC, as a connection last wrote or read them
+_ROWS_PER_INSERT = 400  # x 25 columns: well under SQLite's 32766 bound parameters
 
 
 @functools.cache
 def _insert_sql(rows: int) -> str:
-    one = f"({', '.join('?' * len(_INSERT_COLUMNS))})"
+    one = f"({', '.join('?' * len(_APPEND_COLUMNS))})"
     # Only our own column names go into the string.
-    return f"INSERT INTO audit ({', '.join(_INSERT_COLUMNS)}) VALUES {', '.join([one] * rows)}"  # noqa: S608
+    columns = ", ".join(_APPEND_COLUMNS)
+    return f"INSERT INTO audit_append ({columns}) VALUES {', '.join([one] * rows)}"  # noqa: S608
 
 
 def os_user() -> str:
@@ -132,9 +148,33 @@ class AuditLog:
         Raises :class:`AuditUnavailable` if the trail has no head (it was removed: appending
         would start a chain nobody could tell from the real one).
         """
-        if not events:
-            return
-        head = self._require_head()
+        if events:
+            self._insert(self._require_head(), events)
+
+    def append_after(self, seen: HeadSeen | None, events: list[AuditEvent]) -> HeadSeen:
+        """Append rows and commit them, with no transaction open on this connection.
+
+        ``seen``: the head as this connection left it after its last append. If it is still
+        the head, the rows and the head's move are one statement that commits by itself (the
+        proxy's writer thread: one call into SQLite per batch). If not (another connection
+        appended or archived meanwhile, or ``seen`` is None), that statement fails whole and
+        the rows are appended in a write transaction after the head read afresh. Returns the
+        head after the rows. Raises :class:`AuditUnavailable` or :class:`sqlite3.Error`.
+        """
+        if seen is not None and len(events) <= _ROWS_PER_INSERT:
+            try:
+                return self._insert(seen, events, integrity_error=False)
+            except sqlite3.IntegrityError:
+                pass  # the head moved: read it and append after it, under the write lock
+        with write_tx(self.db):
+            return self._insert(self._require_head(), events)
+
+    def _insert(
+        self, seen: HeadSeen, events: list[AuditEvent], *, integrity_error: bool = True
+    ) -> HeadSeen:
+        """INSERT the rows after ``seen`` through the ``audit_append`` view (db.py, m008),
+        which moves the head with them. Returns the new head and its MAC."""
+        head, mac = seen
         # Ids follow the head, not the table: an id removed from the end is never reused (the
         # gap shows), and a row someone added after the head makes this insert fail, loudly.
         next_id = head.last_id
@@ -142,26 +182,33 @@ class AuditLog:
         values: list[object] = []
         for event in events:
             next_id += 1
-            row = self._row(event, next_id)
-            prev = row["chain"] = self.keys.chain(prev, row, _CHAINED)
-            values.extend(row.values())
+            row = self._stored_row(event, next_id)
+            prev = self.keys.chain_canonical(
+                prev, canonical_items(zip(_CHAINED, map(row.__getitem__, _CHAINED_AT), strict=True))
+            )
+            values += row
+            values += (prev, None, None)  # chain, prev_mac, head_mac
+        new = dataclasses.replace(
+            head, rows=head.rows + len(events), last_id=next_id, last_chain=prev
+        )
+        new_mac = self.keys.head_mac(new)
+        width = len(_APPEND_COLUMNS)
+        values[width - 2] = mac  # the first row names the head it follows
+        values[-1] = new_mac  # the last row leaves the head MACed
         # One multi-row INSERT, not executemany: the writer thread then gives up and waits
         # for the GIL once per batch instead of once per row (measured under load).
-        width = len(_INSERT_COLUMNS)
         try:
             for start in range(0, len(events), _ROWS_PER_INSERT):
                 chunk = values[start * width : (start + _ROWS_PER_INSERT) * width]
                 self.db.conn.execute(_insert_sql(len(chunk) // width), chunk)
         except sqlite3.IntegrityError as e:
+            if not integrity_error:
+                raise
             raise AuditUnavailable(
                 f"the audit trail has a row after its head's last row {head.last_id} that SEKS "
                 "did not write: run `seks audit verify`"
             ) from e
-        self._write_head(
-            dataclasses.replace(
-                head, rows=head.rows + len(events), last_id=next_id, last_chain=prev
-            )
-        )
+        return new, new_mac
 
     def record(self, event: AuditEvent) -> None:
         """Commit one row durably in its own transaction, or raise AuditUnavailable."""
@@ -195,7 +242,7 @@ class AuditLog:
             "INSERT INTO audit_head "
             "(id, rows, base_id, base_chain, last_id, last_chain, started_us, mac) "
             "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
-            [*dataclasses.astuple(head), self.keys.head_mac(head)],
+            [*head.fields(), self.keys.head_mac(head)],
         )
         if legacy:
             self.append(
@@ -212,7 +259,7 @@ class AuditLog:
         transaction): the only DELETE the table allows. The head then starts from that row's
         chain value, so the rest of the trail still verifies; the caller appends the
         ``audit.archived`` row naming the archive. Returns how many rows were removed."""
-        head = self._require_head()
+        head, _ = self._require_head()
         if head.base_id + 1 != first_id:
             raise VaultError("another archive removed rows meanwhile; nothing removed")
         row = self.db.execute("SELECT chain FROM audit WHERE id = ?", [through_id]).fetchone()
@@ -249,40 +296,44 @@ class AuditLog:
         ).fetchone()
         return row is not None and self.keys.equal(self.keys.head_mac(Head(*row[:6])), row[6])
 
-    def _require_head(self) -> Head:
-        head = self.head()
-        if head is None:
+    def _require_head(self) -> HeadSeen:
+        """The head as stored, with its stored MAC (checked by :func:`verify`, not here)."""
+        row = self.db.execute(
+            "SELECT rows, base_id, base_chain, last_id, last_chain, started_us, mac "
+            "FROM audit_head WHERE id = 1"
+        ).fetchone()
+        if row is None:
             raise AuditUnavailable(
                 "the audit trail has no head record (it was removed): "
                 "run `seks audit verify`; nothing more is written until it is restored"
             )
-        return head
+        return Head(*row[:6]), row[6]
 
     def _write_head(self, head: Head) -> None:
         self.db.execute(
             "UPDATE audit_head SET rows = ?, base_id = ?, base_chain = ?, last_id = ?, "
             "last_chain = ?, started_us = ?, mac = ? WHERE id = 1",
-            [*dataclasses.astuple(head), self.keys.head_mac(head)],
+            [*head.fields(), self.keys.head_mac(head)],
         )
 
     # -- values as stored ------------------------------------------------------------------
 
-    def _row(self, event: AuditEvent, row_id: int) -> dict[str, object]:
-        """The row as SQLite will store and return it, so its chain value can be checked from
-        what is read back: numbers by the column's type, empty text as NULL."""
-        row: dict[str, object] = {"id": row_id}
+    def _stored_row(self, event: AuditEvent, row_id: int) -> list[object]:
+        """The row's values in ``_APPEND_COLUMNS`` order (up to the chain), as SQLite will
+        store and return them, so its chain value can be checked from what is read back:
+        numbers by the column's type, empty text as NULL."""
+        row: list[object] = [row_id]
         # The proxy's writer runs this for every row: plain text and whole numbers, the usual
         # values, skip the general conversion (measured: half the cost of chaining a row).
-        for name, kind in self._column_kinds():
-            value = getattr(event, name)
+        for (name, kind), value in zip(self._column_kinds(), _event_values(event), strict=True):
             if value is None or value == "":
-                row[name] = None
+                row.append(None)
             elif (kind == "TEXT" and type(value) is str and value.isascii()) or (
                 kind == "INTEGER" and type(value) is int
             ):
-                row[name] = value
+                row.append(value)
             else:
-                row[name] = _stored(value, kind, name)
+                row.append(_stored(value, kind, name))
         return row
 
     def _column_kinds(self) -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring_ascii as _json_str
 
 __all__ = [
     "GENESIS",
@@ -30,6 +31,7 @@ __all__ = [
     "Head",
     "Problem",
     "canonical",
+    "canonical_items",
     "check_rows",
     "iso_time",
 ]
@@ -60,12 +62,23 @@ def canonical(row: Mapping[str, object], names: Sequence[str] | None = None) -> 
     ``names``: the row's chained columns, already sorted (a writer knows them; same bytes)."""
     if names is None:
         names = sorted(name for name in row if name not in NOT_CHAINED)
-    items = [
-        (name, _text(value))
-        for name in names
-        if (value := row.get(name)) is not None and value != ""
-    ]
-    return json.dumps(["seks-audit-row-v1", items], separators=(",", ":")).encode()
+    return canonical_items(zip(names, map(row.get, names), strict=True))
+
+
+def canonical_items(items: Iterable[tuple[str, object]]) -> bytes:
+    """:func:`canonical` of (column, value) pairs already in name order.
+
+    The bytes are exactly ``json.dumps(["seks-audit-row-v1", [[name, text], ...]],
+    separators=(",", ":"))`` (ASCII-only, as json writes by default); built from json's own
+    string encoder, because the proxy's writer thread runs this for every row, and a
+    json.dumps call costs more than the rest of chaining a row together.
+    """
+    pairs = ",".join(
+        f"[{_json_str(name)},{_json_str(_text(value))}]"
+        for name, value in items
+        if value is not None and value != ""
+    )
+    return f'["seks-audit-row-v1",[{pairs}]]'.encode()
 
 
 def iso_time(ts_us: int) -> str:
@@ -89,19 +102,19 @@ class Head:
     last_chain: str
     started_us: int
 
+    def fields(self) -> tuple[int, int, str, int, str, int]:
+        """The values in field order (``dataclasses.astuple`` deep-copies them: slower)."""
+        return (
+            self.rows,
+            self.base_id,
+            self.base_chain,
+            self.last_id,
+            self.last_chain,
+            self.started_us,
+        )
+
     def payload(self) -> bytes:
-        return json.dumps(
-            [
-                "seks-audit-head-v1",
-                self.rows,
-                self.base_id,
-                self.base_chain,
-                self.last_id,
-                self.last_chain,
-                self.started_us,
-            ],
-            separators=(",", ":"),
-        ).encode()
+        return json.dumps(["seks-audit-head-v1", *self.fields()], separators=(",", ":")).encode()
 
 
 class AuditKeys:
@@ -131,11 +144,14 @@ class AuditKeys:
     def chain(
         self, prev: str, row: Mapping[str, object], names: Sequence[str] | None = None
     ) -> str:
-        message = bytes.fromhex(prev) + canonical(row, names)
-        return hmac.new(self._chain, message, hashlib.sha256).hexdigest()
+        return self.chain_canonical(prev, canonical(row, names))
+
+    def chain_canonical(self, prev: str, row_bytes: bytes) -> str:
+        """The chain value of a row given as its :func:`canonical` bytes."""
+        return hmac.digest(self._chain, bytes.fromhex(prev) + row_bytes, "sha256").hex()
 
     def head_mac(self, head: Head) -> str:
-        return hmac.new(self._head, head.payload(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._head, head.payload(), "sha256").hex()
 
     def seal_mac(self, seal: Mapping[str, object]) -> str:
         """The MAC of an export's closing record (its row count and chain end points)."""

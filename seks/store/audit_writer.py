@@ -28,14 +28,10 @@ import threading
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from seks.errors import AuditUnavailable
-from seks.store.audit import AuditEvent, AuditLog
-from seks.store.db import connect, write_tx
-
-if TYPE_CHECKING:
-    import sqlite_utils
+from seks.store.audit import AuditEvent, AuditLog, HeadSeen
+from seks.store.db import connect
 
 __all__ = ["BENCH_DISCARD_ENV", "AuditWriter", "discarding_for_bench"]
 
@@ -132,7 +128,7 @@ class AuditWriter:
             if pending:
                 self._loop.call_soon_threadsafe(_settle, pending)
             return
-        log_ = AuditLog(db, self._key)
+        append = _Appender(AuditLog(db, self._key))
         last_end, last_waiters = 0.0, 0
         try:
             while True:
@@ -150,7 +146,7 @@ class AuditWriter:
                     batch, self._queue, self._urgent = self._queue, [], False
                     if not batch and self._closing:
                         return
-                outcomes = _write(db, log_, batch)
+                outcomes = _write(append, batch)
                 last_end = time.monotonic()
                 last_waiters = len(outcomes)
                 if outcomes:
@@ -162,13 +158,11 @@ class AuditWriter:
 _Outcome = tuple[asyncio.Future[None], AuditUnavailable | None]
 
 
-def _write(
-    db: sqlite_utils.Database, log_: AuditLog, batch: list[tuple[AuditEvent, _Waiter]]
-) -> list[_Outcome]:
-    """Commit a batch in one transaction (one fsync; each row chained to the one before).
+def _write(append: _Appender, batch: list[tuple[AuditEvent, _Waiter]]) -> list[_Outcome]:
+    """Commit a batch at once (one fsync; each row chained to the one before).
     Returns what each waiting request is told."""
     try:
-        error = _append(db, log_, [event for event, _ in batch])
+        error = append([event for event, _ in batch])
     except Exception:
         # A bug (a row holding something that is not text or a number, say) must not stop
         # the writer: every later request would wait for ever. One at a time, the bad row
@@ -177,7 +171,7 @@ def _write(
         outcomes = []
         for event, waiter in batch:
             try:
-                error = _append(db, log_, [event])
+                error = append([event])
             except Exception:
                 log.exception("SEKS: an audit row (%s) could not be written", event.event)
                 error = AuditUnavailable("internal error: the audit row could not be written")
@@ -192,18 +186,24 @@ def _write(
     return [(waiter, error) for _, waiter in batch if waiter is not None]
 
 
-def _append(
-    db: sqlite_utils.Database, log_: AuditLog, events: list[AuditEvent]
-) -> AuditUnavailable | None:
-    """Rows in one committed transaction; the error a request should see if it failed."""
-    try:
-        with write_tx(db):
-            log_.append_many(events)
-    except sqlite3.Error as e:
-        return AuditUnavailable(f"the audit trail cannot be written ({e})")
-    except AuditUnavailable as e:
-        return e
-    return None
+class _Appender:
+    """Appends batches for the writer thread, remembering the head it left (AuditLog.append_after):
+    while no other connection writes, a batch is one statement that commits by itself."""
+
+    def __init__(self, log_: AuditLog) -> None:
+        self._log = log_
+        self._seen: HeadSeen | None = None
+
+    def __call__(self, events: list[AuditEvent]) -> AuditUnavailable | None:
+        """Rows committed; or the error a request should see if they were not."""
+        seen, self._seen = self._seen, None  # after any failure, the head is read afresh
+        try:
+            self._seen = self._log.append_after(seen, events)
+        except sqlite3.Error as e:
+            return AuditUnavailable(f"the audit trail cannot be written ({e})")
+        except AuditUnavailable as e:
+            return e
+        return None
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
