@@ -41,6 +41,8 @@ GENESIS = "00" * 32  # the "previous chain value" of the very first row
 NOT_CHAINED = frozenset({"chain", "prev_chain", "time"})
 SEARCH_PREFIX = "hmac-sha256:"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# json.dumps(..., separators=(",", ":")) builds a new encoder at every call; this is the same.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 MAX_PROBLEMS = 50  # a report keeps this many; a wholesale rewrite would otherwise list every row
 
 
@@ -114,7 +116,7 @@ class Head:
         )
 
     def payload(self) -> bytes:
-        return json.dumps(["seks-audit-head-v1", *self.fields()], separators=(",", ":")).encode()
+        return _compact_json(["seks-audit-head-v1", *self.fields()]).encode()
 
 
 class AuditKeys:
@@ -122,13 +124,17 @@ class AuditKeys:
 
     __slots__ = ("_chain", "_export", "_head", "_search")
 
+    # The chain and head MACs are keyed HMAC objects, copied for each value: the proxy's writer
+    # thread computes one for every row, and on a busy proxy an HMAC keyed anew (hmac.digest)
+    # cost it 23 µs of CPU per row where a copy costs 8 (thread CPU over 2,442 rows).
+
     def __init__(self, audit_key: bytes) -> None:
         def sub(label: bytes) -> bytes:
             # HMAC as a PRF: the audit key is already a uniformly random HKDF output.
             return hmac.new(audit_key, b"seks-audit/" + label, hashlib.sha256).digest()
 
-        self._chain = sub(b"chain")
-        self._head = sub(b"head")
+        self._chain = hmac.new(sub(b"chain"), digestmod=hashlib.sha256)
+        self._head = hmac.new(sub(b"head"), digestmod=hashlib.sha256)
         self._export = sub(b"export")
         self._search = sub(b"search")
 
@@ -148,10 +154,15 @@ class AuditKeys:
 
     def chain_canonical(self, prev: str, row_bytes: bytes) -> str:
         """The chain value of a row given as its :func:`canonical` bytes."""
-        return hmac.digest(self._chain, bytes.fromhex(prev) + row_bytes, "sha256").hex()
+        mac = self._chain.copy()
+        mac.update(bytes.fromhex(prev))
+        mac.update(row_bytes)
+        return mac.hexdigest()
 
     def head_mac(self, head: Head) -> str:
-        return hmac.digest(self._head, head.payload(), "sha256").hex()
+        mac = self._head.copy()
+        mac.update(head.payload())
+        return mac.hexdigest()
 
     def seal_mac(self, seal: Mapping[str, object]) -> str:
         """The MAC of an export's closing record (its row count and chain end points)."""
