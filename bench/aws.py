@@ -22,6 +22,7 @@ mitmproxy (bare MiB/s / seks MiB/s <= 1.2).
     .venv/bin/python bench/aws.py            # 5 rounds x 200 puts, 1 GiB uploads, ~1 minute
     .venv/bin/python bench/aws.py --quick    # smoke run: 2 rounds x 20 puts, 64 MiB, ~15 s
     .venv/bin/python bench/aws.py --bare-stream off --upload-mib 256   # bare mitmdump buffering
+    .venv/bin/python bench/aws.py --audit    # also seks-noaudit: what the durable audit costs
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from overhead import (
+    AUDIT_DISCARD_ENV,
     CLK_TCK,
     BenchError,
     Service,
@@ -241,6 +243,30 @@ def start_seks_aws(seks: str, workdir: Path, upstream: Upstream, real: tuple[str
     return Route("seks", ENDPOINT, ca, token, PLACEHOLDER_SECRET, f"http://127.0.0.1:{port}", svc)
 
 
+def start_seks_aws_without_audit(seks: str, workdir: Path, with_audit: Route) -> Route:
+    """A second ``seks proxy`` on the same vault, token and config, its audit rows discarded
+    (the bench-only switch bench/overhead.py --audit uses): seks / seks-noaudit in one run is
+    what the durable, fail-closed audit costs per put."""
+    env = clean_env(SEKS_HOME=str(workdir / "seks-home"), **{AUDIT_DISCARD_ENV: "1"})
+    env.pop("SEKS_MASTER_KEY", None)
+    argv = [seks, "proxy", "--config", str(workdir / "seks-bench.yaml"), "--listen", "127.0.0.1:0"]
+    svc = start_service("seks-noaudit", argv, workdir, env=env)
+    line = wait_for_line(svc, "seks proxy listening on ")
+    if "AUDIT ROWS ARE DISCARDED" not in svc.stderr.read_text(errors="replace"):
+        raise BenchError(f"seks-noaudit did not say that it discards audit rows\n{svc.log_tail()}")
+    port = int(line.rsplit(":", 1)[1].strip().rstrip("."))
+    proxy = f"http://127.0.0.1:{port}"
+    return Route(
+        "seks-noaudit",
+        ENDPOINT,
+        with_audit.ca,
+        with_audit.key_id,
+        with_audit.secret_key,
+        proxy,
+        svc,
+    )
+
+
 # --------------------------------------------------------------------------- rounds
 
 
@@ -383,7 +409,7 @@ class Bench:
 def put_line(r: PutRound) -> str:
     cpu = "-" if r.proxy_cpu_ms_per_put is None else f"{r.proxy_cpu_ms_per_put:6.2f}"
     return (
-        f"  {r.target:<7} {r.mib_s:7.1f} MiB/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  "
+        f"  {r.target:<12} {r.mib_s:7.1f} MiB/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  "
         f"proxy CPU {cpu} ms/put  (upstream {r.upstream_cpu_ms_per_put:.2f}, "
         f"client {r.client_cpu_ms_per_put:.2f})"
     )
@@ -426,8 +452,9 @@ def measure(bench: Bench) -> tuple[list[PutRound], list[Upload]]:
 
     uploads: list[Upload] = []
     print(f"uploads of {args.upload_mib} MiB, proxy RSS sampled every {args.sample_ms} ms")
+    measured = [p for p in proxies if p.name != "seks-noaudit"]  # its RSS is seks's
     for j, mode in enumerate(args.upload_modes):
-        for route in [direct, *proxies[:: 1 - 2 * (j % 2)]]:
+        for route in [direct, *measured[:: 1 - 2 * (j % 2)]]:
             u = bench.upload(route, mode)
             uploads.append(u)
             print(upload_line(u), flush=True)
@@ -474,6 +501,18 @@ def summarize(
         }
         summary["ratios_per_round"] = per_round
         summary["ratio_medians"] = {k: statistics.median(v) for k, v in per_round.items()}
+    if "seks" in load and "seks-noaudit" in load:
+        pairs = list(zip(load["seks-noaudit"], load["seks"], strict=True))
+        audit = {
+            "mib_s": [s.mib_s / n.mib_s for n, s in pairs],
+            "proxy_cpu_ms_per_put": [
+                s.proxy_cpu_ms_per_put / n.proxy_cpu_ms_per_put
+                for n, s in pairs
+                if s.proxy_cpu_ms_per_put and n.proxy_cpu_ms_per_put
+            ],
+        }
+        summary["audit_ratios_per_round"] = audit
+        summary["audit_ratio_medians"] = {k: statistics.median(v) for k, v in audit.items()}
     summary["start_rss_mb"] = start_rss
     summary["uploads"] = {
         f"{u.target} {u.mode}": {
@@ -504,13 +543,13 @@ def print_report(
         f"Puts: {args.puts} x 1 MiB put_object per round, {args.threads} threads; medians over "
         f"{args.rounds} rounds; ratios: median of per-round seks/bare."
     )
-    head = f"{'':<8}{'MiB/s':>8}{'range':>14}{'p50 ms':>9}{'p99 ms':>9}"
+    head = f"{'':<13}{'MiB/s':>8}{'range':>14}{'p50 ms':>9}{'p99 ms':>9}"
     print(head + f"{'proxy CPU ms/put':>18}{'upstream':>10}{'client':>8}")
     for name in names:
         s = summary[name]
         lo, hi = s["mib_s_range"]
         print(
-            f"{name:<8}{s['mib_s']:8.1f}{f'{lo:.0f}-{hi:.0f}':>14}{s['p50_ms']:9.1f}"
+            f"{name:<13}{s['mib_s']:8.1f}{f'{lo:.0f}-{hi:.0f}':>14}{s['p50_ms']:9.1f}"
             f"{s['p99_ms']:9.1f}{fmt(s['proxy_cpu_ms_per_put'], '.2f'):>18}"
             f"{s['upstream_cpu_ms_per_put']:10.2f}{s['client_cpu_ms_per_put']:8.2f}"
         )
@@ -562,6 +601,12 @@ def verdicts(summary: dict[str, Any], uploads: list[Upload], args: argparse.Name
             f"throughput ratio <= {TARGET_SLOWDOWN:.1f}x: {verdict}"
         )
         print(f"seks/bare proxy CPU per put: median {medians['proxy_cpu_ms_per_put']:.3f}x")
+    audit = summary.get("audit_ratio_medians")
+    if audit:
+        print(
+            "durable audit: seks / seks-noaudit (audit rows discarded), same run: MiB/s median "
+            f"{audit['mib_s']:.3f}x, proxy CPU per put median {audit['proxy_cpu_ms_per_put']:.3f}x"
+        )
 
 
 # --------------------------------------------------------------------------- main
@@ -588,6 +633,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="1",
         help="bare mitmdump's stream_large_bodies (default 1: stream every body; "
         "'off': mitmproxy's default, which holds each body whole)",
+    )
+    p.add_argument(
+        "--audit",
+        action="store_true",
+        help="also seks-noaudit: the same seks proxy with its audit rows discarded",
     )
     p.add_argument("--quick", action="store_true", help="smoke run: 2 rounds x 20 puts, 64 MiB")
     p.add_argument("--json", metavar="FILE", help="also write all results as JSON ('-': stdout)")
@@ -664,8 +714,12 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         mitmdump = find_tool("mitmdump", args.mitmdump)
         routes.append(start_bare(mitmdump, workdir, upstream, args.bare_stream, real))
         services.append(routes[-1].service)  # type: ignore[arg-type]
-        routes.append(start_seks_aws(find_tool("seks", args.seks), workdir, upstream, real))
+        seks = find_tool("seks", args.seks)
+        routes.append(start_seks_aws(seks, workdir, upstream, real))
         services.append(routes[-1].service)  # type: ignore[arg-type]
+        if args.audit:
+            routes.append(start_seks_aws_without_audit(seks, workdir, routes[-1]))
+            services.append(routes[-1].service)  # type: ignore[arg-type]
         for svc in services:
             wait_quiet(svc)
         names = [r.name for r in routes]
