@@ -464,6 +464,19 @@ def measure(bench: Bench) -> tuple[list[PutRound], list[Upload]]:
 # --------------------------------------------------------------------------- report
 
 
+def paired_ratios(base: list[PutRound], other: list[PutRound]) -> dict[str, list[float]]:
+    """Per round, ``other`` / ``base``: MiB/s and proxy CPU per put."""
+    pairs = list(zip(base, other, strict=True))
+    return {
+        "mib_s": [o.mib_s / b.mib_s for b, o in pairs],
+        "proxy_cpu_ms_per_put": [
+            o.proxy_cpu_ms_per_put / b.proxy_cpu_ms_per_put
+            for b, o in pairs
+            if o.proxy_cpu_ms_per_put and b.proxy_cpu_ms_per_put
+        ],
+    }
+
+
 def summarize(
     rounds: list[PutRound], uploads: list[Upload], names: list[str], start_rss: dict[str, float]
 ) -> dict[str, Any]:
@@ -489,28 +502,12 @@ def summarize(
         for name in names
     }
     if "bare" in load and "seks" in load:
-        pairs = list(zip(load["bare"], load["seks"], strict=True))
-        per_round = {
-            "mib_s": [s.mib_s / b.mib_s for b, s in pairs],
-            "slowdown": [b.mib_s / s.mib_s for b, s in pairs],
-            "proxy_cpu_ms_per_put": [
-                s.proxy_cpu_ms_per_put / b.proxy_cpu_ms_per_put
-                for b, s in pairs
-                if s.proxy_cpu_ms_per_put and b.proxy_cpu_ms_per_put
-            ],
-        }
+        per_round = paired_ratios(load["bare"], load["seks"])
+        per_round["slowdown"] = [1 / x for x in per_round["mib_s"]]
         summary["ratios_per_round"] = per_round
         summary["ratio_medians"] = {k: statistics.median(v) for k, v in per_round.items()}
     if "seks" in load and "seks-noaudit" in load:
-        pairs = list(zip(load["seks-noaudit"], load["seks"], strict=True))
-        audit = {
-            "mib_s": [s.mib_s / n.mib_s for n, s in pairs],
-            "proxy_cpu_ms_per_put": [
-                s.proxy_cpu_ms_per_put / n.proxy_cpu_ms_per_put
-                for n, s in pairs
-                if s.proxy_cpu_ms_per_put and n.proxy_cpu_ms_per_put
-            ],
-        }
+        audit = paired_ratios(load["seks-noaudit"], load["seks"])
         summary["audit_ratios_per_round"] = audit
         summary["audit_ratio_medians"] = {k: statistics.median(v) for k, v in audit.items()}
     summary["start_rss_mb"] = start_rss
