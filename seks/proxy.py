@@ -2,9 +2,16 @@
 
 Addon order matters (shared notes): :class:`SeksAddon` first, so it puts the fake token back
 before anything that prints or saves flows; :class:`ResponseScrubber` right after it, so
-responses are scrubbed before anything else sees them; mitmproxy's defaults (``tlsconfig``
-after us, so our per-upstream CA wins); :class:`DestinationGuard` last, after every ``request``
-hook. There is no Dumper: one log line per request comes from the addon, never headers.
+responses are scrubbed before anything else sees them; the mitmproxy addons SEKS needs
+(``tlsconfig`` after us, so our per-upstream CA wins); :class:`DestinationGuard` last, after
+every ``request`` hook. There is no Dumper: one log line per request comes from the addon,
+never headers.
+
+Of mitmproxy's default addons only those a credential broker needs are loaded
+(:data:`MITMPROXY_ADDONS`). The others serve an interactive user (replay, map, modify, save,
+sticky cookies, the onboarding app) and no ``seks`` option reaches them, yet each ran its hooks
+on every flow; several of them could store or rewrite an injected request if they were ever
+switched on.
 """
 
 from __future__ import annotations
@@ -16,8 +23,19 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from mitmproxy import addons, ctx, options
-from mitmproxy.addons import errorcheck
+from mitmproxy import ctx, options
+from mitmproxy.addons import (
+    block,
+    core,
+    disable_h2c,
+    dns_resolver,
+    errorcheck,
+    next_layer,
+    proxyserver,
+    strip_dns_https_records,
+    tlsconfig,
+    update_alt_svc,
+)
 from mitmproxy.master import Master
 
 from seks.addon.flow import DestinationGuard, SeksAddon
@@ -26,7 +44,20 @@ from seks.addon.responses import ResponseScrubber
 from seks.config import Config
 from seks.home import Home
 
-__all__ = ["run_proxy"]
+__all__ = ["MITMPROXY_ADDONS", "run_proxy"]
+
+# The mitmproxy addons `seks proxy` loads, in mitmproxy's own default order.
+MITMPROXY_ADDONS: tuple[Callable[[], object], ...] = (
+    core.Core,  # options and commands
+    block.Block,  # refuses clients from other networks (block_global)
+    strip_dns_https_records.StripDnsHttpsRecords,
+    disable_h2c.DisableH2C,  # no h2c upgrade or prior knowledge through the proxy
+    proxyserver.Proxyserver,  # the listeners
+    dns_resolver.DnsResolver,
+    next_layer.NextLayer,  # which hosts are intercepted (SeksAddon.tls_clienthello decides)
+    tlsconfig.TlsConfig,  # certificates for the agent, upstream verification
+    update_alt_svc.UpdateAltSvc,  # the gateway (reverse mode): Alt-Svc points back at it
+)
 
 
 class _AnnounceReady:
@@ -91,7 +122,7 @@ async def _serve(
     master.addons.add(
         seks,
         ResponseScrubber(seks),
-        *addons.default_addons(),
+        *(make() for make in MITMPROXY_ADDONS),
         errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
         DestinationGuard(seks),
         _AnnounceReady(announce, announce_gateway),
