@@ -378,8 +378,8 @@ class SeksAddon(TlsHooks, Audited):
 
 class DestinationGuard:
     """Goes last in the addon chain: re-checks, after every other ``request`` hook, that an
-    injected request still goes where it was approved to go (``map_remote`` and friends run
-    between injection and sending)."""
+    injected request still goes where it was approved to go (under mitmdump, ``map_remote``
+    and friends run between injection and sending; ``seks proxy`` does not load them)."""
 
     def __init__(self, seks: SeksAddon) -> None:
         self.seks = seks
