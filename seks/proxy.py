@@ -8,10 +8,10 @@ every ``request`` hook. There is no Dumper: one log line per request comes from 
 never headers.
 
 Of mitmproxy's default addons only those a credential broker needs are loaded
-(:data:`MITMPROXY_ADDONS`). The others serve an interactive user (replay, map, modify, save,
-sticky cookies, the onboarding app) and no ``seks`` option reaches them, yet each ran its hooks
-on every flow; several of them could store or rewrite an injected request if they were ever
-switched on.
+(:data:`MITMPROXY_ADDONS`). The others are features SEKS does not offer (replay, map, modify,
+save, sticky cookies, the onboarding app, mitmproxy's own proxy auth and scripts) and no
+``seks`` option reaches them, yet about twenty of their hooks ran on every flow; several could
+store or rewrite an injected request if they were ever switched on.
 """
 
 from __future__ import annotations
