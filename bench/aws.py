@@ -236,11 +236,19 @@ def start_seks_aws(seks: str, workdir: Path, upstream: Upstream, real: tuple[str
         f'    upstream: "https://127.0.0.1:{upstream.port}"\n'
         f'    upstream_ca: "{upstream.ca}"\n'
     )
-    argv = [seks, "proxy", "--config", str(config), "--listen", "127.0.0.1:0"]
-    svc = start_service("seks", argv, workdir, env=env)
+    svc, proxy = start_seks_proxy("seks", seks, workdir, env)
+    return Route("seks", ENDPOINT, ca, token, PLACEHOLDER_SECRET, proxy, svc)
+
+
+def start_seks_proxy(
+    name: str, seks: str, workdir: Path, env: dict[str, str]
+) -> tuple[Service, str]:
+    """``seks proxy`` with the bench config on a free port; the service and its proxy URL."""
+    argv = [seks, "proxy", "--config", str(workdir / "seks-bench.yaml"), "--listen", "127.0.0.1:0"]
+    svc = start_service(name, argv, workdir, env=env)
     line = wait_for_line(svc, "seks proxy listening on ")
     port = int(line.rsplit(":", 1)[1].strip().rstrip("."))
-    return Route("seks", ENDPOINT, ca, token, PLACEHOLDER_SECRET, f"http://127.0.0.1:{port}", svc)
+    return svc, f"http://127.0.0.1:{port}"
 
 
 def start_seks_aws_without_audit(seks: str, workdir: Path, with_audit: Route) -> Route:
@@ -249,13 +257,9 @@ def start_seks_aws_without_audit(seks: str, workdir: Path, with_audit: Route) ->
     what the durable, fail-closed audit costs per put."""
     env = clean_env(SEKS_HOME=str(workdir / "seks-home"), **{AUDIT_DISCARD_ENV: "1"})
     env.pop("SEKS_MASTER_KEY", None)
-    argv = [seks, "proxy", "--config", str(workdir / "seks-bench.yaml"), "--listen", "127.0.0.1:0"]
-    svc = start_service("seks-noaudit", argv, workdir, env=env)
-    line = wait_for_line(svc, "seks proxy listening on ")
+    svc, proxy = start_seks_proxy("seks-noaudit", seks, workdir, env)
     if "AUDIT ROWS ARE DISCARDED" not in svc.stderr.read_text(errors="replace"):
         raise BenchError(f"seks-noaudit did not say that it discards audit rows\n{svc.log_tail()}")
-    port = int(line.rsplit(":", 1)[1].strip().rstrip("."))
-    proxy = f"http://127.0.0.1:{port}"
     return Route(
         "seks-noaudit",
         ENDPOINT,

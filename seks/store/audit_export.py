@@ -37,6 +37,7 @@ from seks.store.audit import (
     select_rows,
 )
 from seks.store.audit_chain import GENESIS, AuditKeys, ChainReport, check_rows, iso_time, span
+from seks.store.audit_verify import detail_facts
 from seks.store.db import write_tx
 
 __all__ = [
@@ -361,7 +362,7 @@ def check_archives(
         rows.extend(r for r in read_export(path) if r.get("event") == ARCHIVED_EVENT)
     by_sha: dict[str, dict[str, Any]] = {}
     for row in rows:
-        facts = _facts(row.get("detail"))
+        facts = detail_facts(row.get("detail"))
         if isinstance(facts.get("sha256"), str):
             by_sha[facts["sha256"]] = facts
     for path in paths:
@@ -378,11 +379,3 @@ def check_archives(
             report.add(None, "the audit.archived row names another end point than the file's seal")
         reports[path] = report
     return reports
-
-
-def _facts(text: object) -> dict[str, Any]:
-    try:
-        value = json.loads(str(text))
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -4,7 +4,7 @@ head, and the start against the newest archive row. (Exported files: seks.store.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from typing import Any
 
 import sqlite_utils
 
@@ -70,7 +70,7 @@ def _check_base(db: sqlite_utils.Database, report: ChainReport, head: Head) -> N
     row = db.execute(
         "SELECT id, detail FROM audit WHERE event = ? ORDER BY id DESC LIMIT 1", [ARCHIVED_EVENT]
     ).fetchone()
-    facts = _json(row[1]) if row else {}
+    facts = detail_facts(row[1]) if row else {}
     if facts.get("through_id") != head.base_id or facts.get("chain") != head.base_chain:
         report.add(
             head.base_id + 1 if row is None else int(row[0]),
@@ -78,7 +78,8 @@ def _check_base(db: sqlite_utils.Database, report: ChainReport, head: Head) -> N
         )
 
 
-def _json(text: object) -> Mapping[str, object]:
+def detail_facts(text: object) -> dict[str, Any]:
+    """A row's ``detail`` JSON object; empty if it is none (missing, not JSON, not an object)."""
     try:
         value = json.loads(str(text))
     except ValueError:
