@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,22 @@ from harness import (
     write_config,
 )
 from upstreams import AnthropicHandler, OpenAIHandler, RecordingHandler, Upstream
+
+PROXY_LOG_LINES = 200
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report ends with what each running proxy last logged: a hang or a
+    refusal is then explained by the proxy's side as well as the client's."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for proxy in ProxyProcess.running:
+            title = f"seks proxy on port {proxy.port}: its last {PROXY_LOG_LINES} log lines"
+            report.sections.append((title, proxy.last_log_lines(PROXY_LOG_LINES)))
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import resource
 import shlex
 import signal
 import ssl
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trustme
@@ -35,6 +36,7 @@ READY_RE = re.compile(r"seks proxy listening on 127\.0\.0\.1:(\d+)")
 GATEWAY_RE = re.compile(rb"seks gateway listening on 127\.0\.0\.1:(\d+)")
 # Generous: the proxy starts in about a second here, but CI machines can be slow.
 STARTUP_TIMEOUT = 30
+AGENT_TIMEOUT = 60  # seconds an agent script may run
 PROVIDER_HOSTS = ("api.openai.com", "api.anthropic.com", "api.github.com")
 
 
@@ -155,6 +157,8 @@ def timestamp(value: Any) -> float:
 class ProxyProcess:
     """`seks proxy` on a free port; both pipes drained by threads and kept for leak checks."""
 
+    running: ClassVar[list[ProxyProcess]] = []  # a failed test's report shows their output
+
     def __init__(self, seks: Seks, config: Path) -> None:
         self.stdout: list[bytes] = []
         self.stderr: list[bytes] = []
@@ -174,6 +178,7 @@ class ProxyProcess:
         ]
         for t in self._threads:
             t.start()
+        ProxyProcess.running.append(self)
 
     def _drain(self, pipe: Any, sink: list[bytes]) -> None:
         for line in iter(pipe.readline, b""):
@@ -206,6 +211,10 @@ class ProxyProcess:
     def output(self) -> bytes:
         return b"".join(self.stdout) + b"".join(self.stderr)
 
+    def last_log_lines(self, n: int) -> str:
+        """The end of what the proxy logged (stderr), for a failed test's report."""
+        return b"".join(self.stderr[-n:]).decode(errors="replace")
+
     @property
     def gateway_url(self) -> str:
         """The base_url gateway (announced on stderr before the ready line)."""
@@ -216,6 +225,8 @@ class ProxyProcess:
         return f"http://127.0.0.1:{int(m[1])}"
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        if self in ProxyProcess.running:
+            ProxyProcess.running.remove(self)
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
@@ -278,15 +289,34 @@ class AgentRun:
         return json.loads(self.stdout)
 
 
-def run_agent(agent_python: Path, script: str, *args: str, env: dict[str, str]) -> AgentRun:
-    proc = subprocess.run(  # noqa: PLW1510 (the caller checks the exit code)
+def run_agent(
+    agent_python: Path,
+    script: str,
+    *args: str,
+    env: dict[str, str],
+    timeout: float = AGENT_TIMEOUT,
+) -> AgentRun:
+    """Run an agent script to its end. Each script bounds its own waits well inside
+    AGENT_TIMEOUT; one still running then is stuck, and the test fails with the stack of each of
+    its threads (faulthandler prints them on SIGABRT), so the failure says where it hung."""
+    proc = subprocess.Popen(
         [str(agent_python), str(AGENTS / script), *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        env=env,
-        timeout=60,
+        env={**env, "PYTHONFAULTHANDLER": "1"},
     )
-    return AgentRun(proc.returncode, proc.stdout, proc.stderr)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        resource.prlimit(proc.pid, resource.RLIMIT_CORE, (0, 0))  # the stacks, not a core file
+        proc.send_signal(signal.SIGABRT)
+        stdout, stderr = proc.communicate()
+        pytest.fail(
+            f"agent {script} was still running after {timeout:g} s; "
+            f"where its threads were:\n{stderr}\nits stdout:\n{stdout}"
+        )
+    return AgentRun(proc.returncode, stdout, stderr)
 
 
 @dataclass(frozen=True)
