@@ -23,8 +23,9 @@ def test_a_stuck_agent_fails_the_test_with_the_stack_it_is_stuck_in(agent_python
     script.write_text(STUCK)
 
     with pytest.raises(pytest.fail.Exception) as failed:
-        run_agent(agent_python, str(script), env=base_env(tmp_path), timeout=1)
+        # 3 s: time to start Python and reach the wait even on a loaded CI machine.
+        run_agent(agent_python, str(script), env=base_env(tmp_path), timeout=3)
 
     message = str(failed.value)
-    assert "stuck.py was still running after 1 s" in message
+    assert "stuck.py was still running after 3 s" in message
     assert "in wait_for_a_reply_that_never_comes" in message
