@@ -5,6 +5,7 @@ real clients, and look for leaked secrets. Fixtures built from these live in con
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -309,9 +310,14 @@ def run_agent(
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        resource.prlimit(proc.pid, resource.RLIMIT_CORE, (0, 0))  # the stacks, not a core file
+        with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+            resource.prlimit(proc.pid, resource.RLIMIT_CORE, (0, 0))  # the stacks, not a core
         proc.send_signal(signal.SIGABRT)
-        stdout, stderr = proc.communicate()
+        try:
+            stdout, stderr = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # not even SIGABRT ended it
+            proc.kill()
+            stdout, stderr = proc.communicate()
         pytest.fail(
             f"agent {script} was still running after {timeout:g} s; "
             f"where its threads were:\n{stderr}\nits stdout:\n{stdout}"
