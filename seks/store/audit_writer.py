@@ -30,7 +30,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from seks.errors import AuditUnavailable
-from seks.store.audit import AuditEvent, AuditLog, HeadSeen
+from seks.store.audit import AuditLog
+from seks.store.audit_append import AuditEvent, HeadSeen
 from seks.store.db import connect
 
 __all__ = ["BENCH_DISCARD_ENV", "AuditWriter", "discarding_for_bench"]

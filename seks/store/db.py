@@ -1,22 +1,19 @@
 """The SQLite connection and the schema's named migrations.
 
-Measured here (shared notes): deferred transactions fail with "database is locked" when two
-writers meet even under a busy timeout; ``BEGIN IMMEDIATE`` does not. So every write goes
-through :func:`write_tx`. WAL lets the proxy read while the CLI writes.
+The connection is ``seks.store.conn``'s (WAL, full sync, owner-only), and every write goes
+through its :func:`write_tx` (``BEGIN IMMEDIATE``). WAL lets the proxy read while the CLI writes.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
 
 from seks.store import limits_schema
+from seks.store.conn import BUSY_TIMEOUT_S, open_connection, write_tx
 
 __all__ = [
     "AUDIT_APPEND_COLUMNS",
@@ -30,38 +27,10 @@ __all__ = [
     "write_tx",
 ]
 
-BUSY_TIMEOUT_S = 10.0
-
 
 def connect(path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite_utils.Database:
-    """Open (creating owner-only if new) the vault file with WAL and full sync.
-
-    ``busy_timeout``: how long a statement waits for another writer's lock before failing.
-    """
-    if not path.exists():
-        # Create the file 0600 before SQLite does, so it never exists with a wider mode;
-        # the -wal and -shm files inherit the mode (measured).
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-    conn = sqlite3.connect(
-        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return sqlite_utils.Database(conn)
-
-
-@contextmanager
-def write_tx(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """One write transaction, taken with BEGIN IMMEDIATE; rolled back on any error."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+    """:func:`~seks.store.conn.open_connection`, for sqlite-utils."""
+    return sqlite_utils.Database(open_connection(path, busy_timeout=busy_timeout))
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:
