@@ -43,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from overhead import (
     make_certs,
     percentile,
     proc_cpu_seconds,
+    process_tree,
     run_checked,
     run_in_workdir,
     start_mitmdump,
@@ -76,13 +78,20 @@ PLACEHOLDER_SECRET = "seks-placeholder-secret-key-not-a-credential"  # what `sek
 
 
 def proc_status_kb(pid: int) -> dict[str, int]:
-    """The Vm* lines of /proc/<pid>/status, in kB (KiB)."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Vm"):
-            name, value = line.split(":", 1)
-            out[name] = int(value.split()[0])
-    return out
+    """The Vm* lines of /proc/<pid>/status, in kB (KiB), summed over the process and its child
+    processes (`seks proxy`'s audit writer): the sum of their peaks for VmHWM, and pages they
+    share counted twice, so never less than the proxy's whole footprint."""
+    out: Counter[str] = Counter()
+    for one in process_tree(pid):
+        try:
+            text = Path(f"/proc/{one}/status").read_text()
+        except OSError:
+            continue  # a child that ended meanwhile
+        for line in text.splitlines():
+            if line.startswith("Vm"):
+                name, value = line.split(":", 1)
+                out[name] += int(value.split()[0])
+    return dict(out)
 
 
 def mb(kb: int) -> float:
@@ -91,9 +100,11 @@ def mb(kb: int) -> float:
 
 
 def reset_peak_rss(pid: int) -> bool:
-    """Reset VmHWM to the current RSS (proc(5), clear_refs "5", Linux >= 4.0)."""
+    """Reset VmHWM to the current RSS, of the process and its child processes (proc(5),
+    clear_refs "5", Linux >= 4.0)."""
     try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        for one in process_tree(pid):
+            Path(f"/proc/{one}/clear_refs").write_text("5")
     except OSError:
         return False
     return True

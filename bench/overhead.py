@@ -61,20 +61,48 @@ class BenchError(RuntimeError):
 # --------------------------------------------------------------------------- processes
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants: `seks proxy` has its audit writer as a child process
+    (seks/store/audit_writer.py), and its CPU and memory are the proxy's too."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            tasks = list(Path(f"/proc/{pids[i]}/task").iterdir())
+        except OSError:
+            tasks = []  # gone meanwhile
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        i += 1
+    return pids
+
+
 def proc_cpu_seconds(pid: int) -> float:
-    """utime+stime of one process (all its threads, children excluded), in seconds."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / CLK_TCK
+    """utime+stime of a process (all its threads) and of its child processes, live (read from
+    their own stat) or ended and reaped (the parent's cutime+cstime), in seconds."""
+    total = 0
+    for n, one in enumerate(process_tree(pid)):
+        try:
+            stat = Path(f"/proc/{one}/stat").read_text()
+        except OSError:
+            continue  # a child that ended meanwhile: reaped, it shows in its parent's cutime
+        # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+        if n == 0:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime: 16 and 17
+    return total / CLK_TCK
 
 
 def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """VmRSS of a process and its child processes, summed (pages they share count twice)."""
+    kb = 0
+    for one in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    kb += int(line.split()[1])
+    return kb / 1024
 
 
 def free_port() -> int:
