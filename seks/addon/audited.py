@@ -61,6 +61,19 @@ class Audited:
             )
         return self._audit_writer
 
+    def _start_audit(self) -> None:
+        """Start the writer before the first request waits for it (a process: ~0.1 s)."""
+        if self._vault_path is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not inside the proxy's loop: the first request starts it
+        try:
+            self._audit()
+        except AuditUnavailable as e:
+            log.warning("SEKS: %s; the first audited request tries again", e)
+
     def submit(self, event: AuditEvent) -> None:
         """Queue an audit row nobody waits for (for the other SEKS addons)."""
         self._submit(event)

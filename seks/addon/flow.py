@@ -127,6 +127,7 @@ class SeksAddon(TlsHooks, Audited):
         if ctx.options.connection_strategy != "lazy":
             ctx.options.update(connection_strategy="lazy")
         discarding_for_bench()  # says so loudly, at start, if the bench-only switch is on
+        self._start_audit()  # the audit writer process, ready before the first request
         if self.vault is not None and self.vault.has_secrets_for("aws"):
             # botocore's service metadata, for AWS host names: ~0.5 s to read, off the loop.
             threading.Thread(target=load_botocore_data, name="seks-models", daemon=True).start()

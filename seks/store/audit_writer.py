@@ -1,17 +1,18 @@
-"""Group commit for the proxy's audit rows: durable, fail-closed, and off the event loop.
+"""The proxy's audit rows: durable, fail-closed, group-committed, and off the event loop.
 
-A request may use a credential only after its audit row is committed with ``synchronous=FULL``;
-one fsync per request on the proxy's single event loop cost more CPU and latency than the rest
-of SEKS together (bench/overhead.py). Here one writer thread commits whatever rows have queued
-while the previous commit was running, in one transaction: under load many requests share one
-fsync, and an idle proxy pays one commit per request, as before. When several requests shared the
-last commit, the next one starts no sooner than ``GROUP_COMMIT_WINDOW_S`` after it, so that under
-load batches grow (a lone client, one request at a time, never waits for this).
+A request may use a credential only after its audit row is committed with ``synchronous=FULL``.
+One fsync per request on the proxy's event loop cost more than the rest of SEKS together
+(bench/overhead.py), and a writer thread cost the loop its GIL several times per commit. So the
+rows go to a writer process (``seks.store.audit_process``) over a socket pair, which commits the
+rows that queue while its previous commit runs in one transaction: under load many requests share
+one fsync, and an idle proxy pays one commit per request. The event loop reads the answers like
+any other socket.
 
 ``commit`` returns an awaitable that resolves once the row is on disk, or fails with
 :class:`AuditUnavailable` (the caller then refuses the request). ``submit`` queues a row nobody
-waits for (an outcome, a refusal): it rides along with the next commit, or is flushed within
-``FLUSH_INTERVAL_S`` and at shutdown, so it never costs an fsync of its own under load.
+waits for (an outcome, a refusal): it rides along with the next commit, or is committed within
+``audit_process.FLUSH_INTERVAL_S``, and at shutdown. If the process stops, every row not yet
+confirmed fails, and the proxy starts a new writer for the next request (``alive``).
 
 ``SEKS_BENCH_ONLY_DISCARD_AUDIT=1`` makes the writer drop every row and answer at once: it exists
 only so bench/overhead.py can measure what the audit costs, and it breaks SEKS's promise that
@@ -23,30 +24,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
-import threading
-import time
+import socket
+import subprocess
+import sys
 from collections.abc import Awaitable
 from pathlib import Path
 
+import seks
 from seks.errors import AuditUnavailable
-from seks.store.audit import AuditLog
-from seks.store.audit_append import AuditEvent, HeadSeen
-from seks.store.db import connect
+from seks.store.audit_append import AuditEvent, event_values
+from seks.store.audit_process import FrameReader, WireError, frame
 
 __all__ = ["BENCH_DISCARD_ENV", "AuditWriter", "discarding_for_bench"]
 
 log = logging.getLogger("seks")
 
-_Waiter = asyncio.Future[None] | None
-FLUSH_INTERVAL_S = 0.2
-# Under load, commits are at least this far apart, so more requests share each fsync and each
-# hand-off to this thread. Measured with bench/overhead.py --audit (bench/README.md), three
-# alternating runs each: 5 ms gave seks/seks-noaudit req/s 0.858, 0.885, 0.901 and 10 ms gave
-# 0.956, 0.890, 0.931, with p50 latency under load unchanged (23-26 ms either way) and S3
-# puts no slower. A lone client never waits for it.
-GROUP_COMMIT_WINDOW_S = 0.010
 BENCH_DISCARD_ENV = "SEKS_BENCH_ONLY_DISCARD_AUDIT"
+CLOSE_GRACE_S = 5.0  # at shutdown, beyond the busy timeout, for the last commit and the exit
+# The writer imports the same seks as the proxy, whatever the environment says: -I ignores
+# PYTHON* variables and the user's site-packages.
+_START = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from seks.store.audit_process import main; sys.exit(main())"
+)
+_NO_ENVIRONMENT: dict[str, str] = {}  # no SEKS_MASTER_KEY, nor anything else
+_SEKS_ROOT = str(Path(seks.__file__).resolve().parent.parent)
 
 
 def discarding_for_bench() -> bool:
@@ -62,24 +64,43 @@ def discarding_for_bench() -> bool:
 
 
 class AuditWriter:
+    """The proxy's end of the writer process. Used from the event loop's thread only."""
+
     def __init__(
         self, path: Path, key: bytes, loop: asyncio.AbstractEventLoop, *, busy_timeout: float
     ) -> None:
         """``busy_timeout``: how long a commit waits for another writer's lock; past it, the
-        rows fail and the requests waiting on them are refused."""
-        self._path = path
-        self._key = key
-        self._busy_timeout = busy_timeout
+        rows fail and the requests waiting on them are refused. Raises AuditUnavailable if the
+        writer cannot be started."""
         self._loop = loop
-        self._queue: list[tuple[AuditEvent, _Waiter]] = []
-        self._urgent = False  # a row in the queue has a waiter
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._busy_timeout = busy_timeout
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self._seq = 0
+        self._unsent = bytearray()  # frames the socket did not take yet
+        self._answers = FrameReader()
         self._closing = False
+        self._stopped = False
         self._discard = discarding_for_bench()
-        self._thread = threading.Thread(target=self._run, name="seks-audit", daemon=True)
-        if not self._discard:
-            self._thread.start()
+        if self._discard:
+            return
+        ours, theirs = socket.socketpair()
+        try:
+            with theirs:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-I", "-c", _START, _SEKS_ROOT],
+                    stdin=theirs.fileno(),
+                    stdout=subprocess.DEVNULL,
+                    env=_NO_ENVIRONMENT,
+                    start_new_session=True,  # no Ctrl-C from the terminal: the proxy stops it
+                )
+            ours.sendall(frame(("hello", str(path), key, float(busy_timeout))))
+        except OSError as e:
+            ours.close()
+            raise AuditUnavailable(f"the audit writer could not be started ({e})") from e
+        ours.setblocking(False)
+        self._sock = ours
+        self._writing = False  # waiting for the socket to take ``_unsent``
+        loop.add_reader(ours.fileno(), self._readable)
 
     def commit(self, event: AuditEvent) -> Awaitable[None]:
         """Queue a row; the result resolves when it is durably committed."""
@@ -87,134 +108,142 @@ class AuditWriter:
         if self._discard:
             waiter.set_result(None)
             return waiter
-        self._put(event, waiter)
+        self._seq += 1
+        self._waiters[self._seq] = waiter
+        try:
+            self._send(self._seq, event, wait=True)
+        except AuditUnavailable:
+            del self._waiters[self._seq]
+            raise
         return waiter
 
     def submit(self, event: AuditEvent) -> None:
         """Queue a row nobody waits for."""
         if not self._discard:
-            self._put(event, None)
-
-    def _put(self, event: AuditEvent, waiter: _Waiter) -> None:
-        with self._lock:
-            if self._closing:
-                raise AuditUnavailable("the audit writer is shutting down")
-            self._queue.append((event, waiter))
-            if waiter is not None or self._closing:
-                self._urgent = True
-                self._wake.notify()
-
-    def close(self) -> None:
-        """Commit what is queued, then stop the writer thread."""
-        with self._lock:
-            self._closing = True
-            self._urgent = True
-            self._wake.notify()
-        if self._thread.is_alive():
-            self._thread.join()
+            self._seq += 1
+            self._send(self._seq, event, wait=False)
 
     @property
     def alive(self) -> bool:
-        with self._lock:
-            return not self._closing
+        return self._discard or not (self._closing or self._stopped)
 
-    def _run(self) -> None:
-        try:
-            db = connect(self._path, busy_timeout=self._busy_timeout)
-        except (OSError, sqlite3.Error) as e:
-            # Fail what is queued and refuse what comes: never leave a request waiting.
-            with self._lock:
-                self._closing = True
-                batch, self._queue = self._queue, []
-            failure = AuditUnavailable(f"the audit trail cannot be opened ({e})")
-            log.error("SEKS: %s", failure)
-            pending: list[_Outcome] = [(w, failure) for _, w in batch if w is not None]
-            if pending:
-                self._loop.call_soon_threadsafe(_settle, pending)
+    def close(self) -> None:
+        """Have the writer commit what it was sent, then stop it."""
+        if self._discard or self._stopped:
             return
-        append = _Appender(AuditLog(db, self._key))
-        last_end, last_waiters = 0.0, 0
+        self._closing = True
+        self._loop.remove_reader(self._sock.fileno())
+        self._forget_writer()
         try:
-            while True:
-                with self._lock:
-                    while not self._urgent and not self._closing:
-                        if not self._wake.wait(FLUSH_INTERVAL_S) and self._queue:
-                            break  # rows nobody waits for: flush them now
-                    closing = self._closing
-                if last_waiters >= 2 and not closing:
-                    # Several requests shared the last commit: the proxy is busy, so let the
-                    # rows of requests on their way join this one (commit_delay/commit_siblings
-                    # in PostgreSQL's terms). A lone client never waits.
-                    time.sleep(max(0.0, last_end + GROUP_COMMIT_WINDOW_S - time.monotonic()))
-                with self._lock:
-                    batch, self._queue, self._urgent = self._queue, [], False
-                    if not batch and self._closing:
-                        return
-                outcomes = _write(append, batch)
-                last_end = time.monotonic()
-                last_waiters = len(outcomes)
-                if outcomes:
-                    self._loop.call_soon_threadsafe(_settle, outcomes)
-        finally:
-            db.conn.close()
+            self._sock.settimeout(self._busy_timeout + CLOSE_GRACE_S)
+            self._sock.sendall(self._unsent)
+            self._unsent.clear()
+            self._sock.shutdown(socket.SHUT_WR)  # the writer commits the rest and exits
+            while data := self._sock.recv(1 << 20):
+                self._received(data)
+        except (OSError, WireError) as e:
+            log.error("SEKS: the audit writer did not finish cleanly (%s)", e)
+        self._stop("the audit writer is shutting down", expected=True)
 
+    # -- the socket ------------------------------------------------------------------------
 
-_Outcome = tuple[asyncio.Future[None], AuditUnavailable | None]
+    def _send(self, seq: int, event: AuditEvent, *, wait: bool) -> None:
+        if self._stopped or self._closing:
+            raise AuditUnavailable("the audit writer is not running")
+        try:
+            data = frame(("row", seq, wait, event_values(event)))
+        except ValueError:  # a value marshal cannot carry: a bug, not a reason to stop
+            log.error(
+                "SEKS: an audit row (%s) could not be written: a value is not text or a number",
+                event.event,
+            )
+            raise AuditUnavailable("internal error: the audit row could not be written") from None
+        if self._unsent:
+            self._unsent += data
+            return
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as e:
+            self._stop(f"the audit writer stopped ({e})")
+            return
+        if sent < len(data):
+            self._unsent += data[sent:]
+            self._loop.add_writer(self._sock.fileno(), self._writable)
+            self._writing = True
 
+    def _writable(self) -> None:
+        try:
+            sent = self._sock.send(self._unsent)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self._stop(f"the audit writer stopped ({e})")
+            return
+        del self._unsent[:sent]
+        if not self._unsent:
+            self._forget_writer()
 
-def _write(append: _Appender, batch: list[tuple[AuditEvent, _Waiter]]) -> list[_Outcome]:
-    """Commit a batch at once (one fsync; each row chained to the one before).
-    Returns what each waiting request is told."""
-    try:
-        error = append([event for event, _ in batch])
-    except Exception:
-        # A bug (a row holding something that is not text or a number, say) must not stop
-        # the writer: every later request would wait for ever. One at a time, the bad row
-        # fails alone and the rest are written.
-        log.exception("SEKS: internal error while writing audit rows; writing them one by one")
-        outcomes = []
-        for event, waiter in batch:
-            try:
-                error = append([event])
-            except Exception:
-                log.exception("SEKS: an audit row (%s) could not be written", event.event)
-                error = AuditUnavailable("internal error: the audit row could not be written")
+    def _forget_writer(self) -> None:
+        if self._writing:
+            self._loop.remove_writer(self._sock.fileno())
+            self._writing = False
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self._stop(f"the audit writer stopped ({e})")
+            return
+        if not data:
+            self._stop("the audit writer stopped")
+            return
+        try:
+            self._received(data)
+        except WireError as e:
+            self._stop(f"the audit writer sent a bad message ({e})")
+
+    def _received(self, data: bytes) -> None:
+        for message in self._answers.feed(data):
+            kind = message[0]
+            if kind == "done" and len(message) == 2:
+                for seq, error in message[1]:  # type: ignore[attr-defined]
+                    self._settle(seq, error)
+            elif kind == "log" and len(message) == 3:
+                log.log(int(message[1]), "SEKS: %s", message[2])  # type: ignore[call-overload]
+            elif kind == "fatal" and len(message) == 2:
+                self._stop(str(message[1]))
             else:
-                if error is not None:
-                    log.error("SEKS: %s; a %s row not written", error, event.event)
-            if waiter is not None:
-                outcomes.append((waiter, error))
-        return outcomes
-    if error is not None:
-        log.error("SEKS: %s; %d row(s) not written", error, len(batch))
-    return [(waiter, error) for _, waiter in batch if waiter is not None]
+                raise WireError(f"an unknown message {str(kind)[:20]!r}")
 
-
-class _Appender:
-    """Appends batches for the writer thread, remembering the head it left (AuditLog.append_after):
-    while no other connection writes, a batch is one statement that commits by itself."""
-
-    def __init__(self, log_: AuditLog) -> None:
-        self._log = log_
-        self._seen: HeadSeen | None = None
-
-    def __call__(self, events: list[AuditEvent]) -> AuditUnavailable | None:
-        """Rows committed; or the error a request should see if they were not."""
-        seen, self._seen = self._seen, None  # after any failure, the head is read afresh
-        try:
-            self._seen = self._log.append_after(seen, events)
-        except sqlite3.Error as e:
-            return AuditUnavailable(f"the audit trail cannot be written ({e})")
-        except AuditUnavailable as e:
-            return e
-        return None
-
-
-def _settle(outcomes: list[_Outcome]) -> None:
-    for waiter, error in outcomes:
-        if waiter.done():  # the request was cancelled (client gone) meanwhile
-            continue
+    def _settle(self, seq: int, error: str | None) -> None:
+        waiter = self._waiters.pop(seq, None)
+        if waiter is None or waiter.done():  # the request was cancelled (client gone) meanwhile
+            return
         if error is None:
             waiter.set_result(None)
         else:
-            waiter.set_exception(error)
+            waiter.set_exception(AuditUnavailable(error))
+
+    def _stop(self, reason: str, *, expected: bool = False) -> None:
+        """The writer is gone or going: every row not confirmed fails, the process is reaped."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if not expected:
+            log.error("SEKS: %s; audit rows not yet committed are refused", reason)
+        self._loop.remove_reader(self._sock.fileno())
+        self._forget_writer()
+        self._sock.close()
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_exception(AuditUnavailable(reason))
+        try:
+            self._proc.wait(CLOSE_GRACE_S if expected else 0.5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
