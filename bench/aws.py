@@ -28,6 +28,7 @@ mitmproxy (bare MiB/s / seks MiB/s <= 1.2).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import importlib.metadata
 import json
@@ -43,7 +44,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,20 +78,39 @@ PLACEHOLDER_SECRET = "seks-placeholder-secret-key-not-a-credential"  # what `sek
 
 
 def proc_status_kb(pid: int) -> dict[str, int]:
-    """The Vm* lines of /proc/<pid>/status, in kB (KiB), summed over the process and its child
-    processes (`seks proxy`'s audit writer): the sum of their peaks for VmHWM, and pages they
-    share counted twice, so never less than the proxy's whole footprint."""
-    out: Counter[str] = Counter()
-    for one in process_tree(pid):
-        try:
-            text = Path(f"/proc/{one}/status").read_text()
-        except OSError:
-            continue  # a child that ended meanwhile
-        for line in text.splitlines():
-            if line.startswith("Vm"):
-                name, value = line.split(":", 1)
-                out[name] += int(value.split()[0])
-    return dict(out)
+    """The Vm* lines of /proc/<pid>/status, in kB (KiB). VmRSS and VmHWM also count the
+    process's children (`seks proxy`'s audit writer) by their private memory, what they add
+    to the proxy's own: the pages they share with it (libpython, libsqlite3, libcrypto) are in
+    its RSS already. :func:`children_rss_kb` gives their whole RSS."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Vm"):
+            name, value = line.split(":", 1)
+            out[name] = int(value.split()[0])
+    extra = sum(private_kb(child) for child in process_tree(pid)[1:])
+    for name in ("VmRSS", "VmHWM"):
+        out[name] += extra
+    return out
+
+
+def private_kb(pid: int) -> int:
+    """Memory only this process maps (Private_Clean + Private_Dirty, proc(5) smaps_rollup)."""
+    kb = 0
+    with contextlib.suppress(OSError):  # ended meanwhile
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                kb += int(line.split()[1])
+    return kb
+
+
+def children_rss_kb(pid: int) -> int:
+    """The whole VmRSS of the process's children, shared pages included."""
+    kb = 0
+    for child in process_tree(pid)[1:]:
+        with contextlib.suppress(OSError, StopIteration):
+            status = Path(f"/proc/{child}/status").read_text().splitlines()
+            kb += int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+    return kb
 
 
 def mb(kb: int) -> float:
@@ -100,11 +119,9 @@ def mb(kb: int) -> float:
 
 
 def reset_peak_rss(pid: int) -> bool:
-    """Reset VmHWM to the current RSS, of the process and its child processes (proc(5),
-    clear_refs "5", Linux >= 4.0)."""
+    """Reset VmHWM to the current RSS (proc(5), clear_refs "5", Linux >= 4.0)."""
     try:
-        for one in process_tree(pid):
-            Path(f"/proc/{one}/clear_refs").write_text("5")
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
     except OSError:
         return False
     return True
@@ -316,6 +333,10 @@ class Upload:
     hwm_reset: bool
     rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (s, MB)
     sent: dict[str, int] = field(default_factory=dict)
+    # The RSS figures count child processes (seks's audit writer) by their private memory;
+    # this is their whole RSS at the end, the pages they share with the proxy included.
+    children_rss_mb: float | None = None
+    children_private_mb: float | None = None
 
 
 class Bench:
@@ -418,6 +439,10 @@ class Bench:
             if sampler
             else [],
             sent=report["sent"],
+            children_rss_mb=mb(children_rss_kb(pid)) if pid else None,
+            children_private_mb=mb(sum(private_kb(c) for c in process_tree(pid)[1:]))
+            if pid
+            else None,
         )
 
 
@@ -532,6 +557,8 @@ def summarize(
             "idle_rss_mb": u.idle_rss_mb,
             "peak_rss_mb": u.peak_rss_mb,
             "sampled_max_rss_mb": u.sampled_max_rss_mb,
+            "children_rss_mb": u.children_rss_mb,
+            "children_private_mb": u.children_private_mb,
             "proxy_cpu_s": u.proxy_cpu_s,
         }
         for u in uploads
@@ -600,6 +627,14 @@ def verdicts(summary: dict[str, Any], uploads: list[Upload], args: argparse.Name
             f"{', '.join(u.mode for u in ups)})"
             + (f"; RSS < {TARGET_RSS_MB:.0f} MB: {verdict}" if name == "seks" else "")
         )
+        whole = max(u.children_rss_mb or 0 for u in ups)
+        if whole:
+            private = max(u.children_private_mb or 0 for u in ups)
+            print(
+                f"  {name}'s child processes (the audit writer) count {private:.1f} MB of private "
+                f"memory in that; with their whole RSS ({whole:.1f} MB, the libraries they share "
+                f"with the proxy counted twice) the peak would be {peak - private + whole:.1f} MB"
+            )
     medians = summary.get("ratio_medians")
     if medians:
         per_round = summary["ratios_per_round"]
