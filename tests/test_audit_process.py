@@ -137,6 +137,21 @@ def test_a_writer_that_dies_fails_what_waits_and_the_proxy_starts_another(
     assert writer_pids() == []
 
 
+def test_a_writer_that_cannot_be_started_is_a_clear_refusal(
+    vault: Vault, vault_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(vault_path.parent / "no-python-here"))
+
+    async def start() -> None:
+        async with started(vault, vault_path):
+            pass
+
+    with pytest.raises(AuditUnavailable) as err:
+        run(start())
+    assert str(err.value).startswith("the audit writer could not be started ([Errno 2] ")
+    assert writer_pids() == []
+
+
 def test_rows_still_in_flight_at_close_are_committed_before_close_returns(
     vault: Vault, vault_path: Path
 ) -> None:

@@ -93,9 +93,14 @@ class AuditWriter:
                     env=_NO_ENVIRONMENT,
                     start_new_session=True,  # no Ctrl-C from the terminal: the proxy stops it
                 )
-            ours.sendall(frame(("hello", str(path), key, float(busy_timeout))))
         except OSError as e:
             ours.close()
+            raise AuditUnavailable(f"the audit writer could not be started ({e})") from e
+        try:
+            ours.sendall(frame(("hello", str(path), key, float(busy_timeout))))
+        except OSError as e:
+            ours.close()  # the writer sees the end of its input and exits
+            self._proc.wait()
             raise AuditUnavailable(f"the audit writer could not be started ({e})") from e
         ours.setblocking(False)
         self._sock = ours
