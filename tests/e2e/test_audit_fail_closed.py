@@ -12,7 +12,15 @@ import sqlite3
 import time
 from pathlib import Path
 
-from harness import ProxyProcess, assert_refused, audit_rows, curl, last_audit_id
+from harness import (
+    ProxyProcess,
+    assert_refused,
+    audit_rows,
+    curl,
+    last_audit_id,
+    running_proxy,
+    write_config,
+)
 
 MODELS = "https://api.openai.com/v1/models"
 
@@ -75,3 +83,13 @@ def test_a_killed_audit_writer_is_replaced_and_no_credential_goes_unaudited(
     injected = audit_rows(seks, start, "request.injected", count=2)
     assert len(injected) == 2
     assert seks.run("audit", "verify").returncode == 0
+
+
+def test_the_audit_writer_starts_with_the_proxy_and_ends_with_it(
+    seks, openai_upstream, anthropic_upstream, test_ca
+):
+    """Ready before the first request (it takes ~0.1 s to start), gone after a clean stop."""
+    config = write_config(seks, openai_upstream, anthropic_upstream, test_ca)
+    with running_proxy(seks, config) as fresh:  # ready: it printed its listening line
+        (writer,) = audit_writers(fresh)
+    assert not Path(f"/proc/{writer}").exists()  # ended, and reaped by the proxy
