@@ -3,7 +3,7 @@
 ``seks.store.audit_writer`` starts this and hands it rows. Why a process and not a thread: a
 writer thread needs Python's GIL four to six times per commit (woken, after the fsync, to answer
 the event loop, ...), and on a busy proxy each time stops the event loop while the GIL changes
-hands. Measured with bench/overhead.py --audit: the loop thread was busy 92-94% of the time with
+hands. Measured with bench/overhead.py --audit: the loop thread was busy 90-94% of the time with
 a writer thread and 97-99% with this process, as with no audit at all (bench/README.md).
 
 It imports only the standard library and the audit's lean modules (not the vault's cryptography

@@ -163,32 +163,25 @@ class AuditWriter:
                 event.event,
             )
             raise AuditUnavailable("internal error: the audit row could not be written") from None
-        if self._unsent:
-            self._unsent += data
-            return
-        try:
-            sent = self._sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as e:
-            self._stop(f"the audit writer stopped ({e})")
-            return
-        if sent < len(data):
-            self._unsent += data[sent:]
-            self._loop.add_writer(self._sock.fileno(), self._writable)
-            self._writing = True
+        self._unsent += data
+        if not self._writing:  # else the loop sends it when the socket takes more
+            self._flush()
 
-    def _writable(self) -> None:
+    def _flush(self) -> None:
+        """Send what the socket takes now; wait for it to take the rest."""
         try:
             sent = self._sock.send(self._unsent)
         except BlockingIOError:
-            return
+            sent = 0
         except OSError as e:
             self._stop(f"the audit writer stopped ({e})")
             return
         del self._unsent[:sent]
         if not self._unsent:
             self._forget_writer()
+        elif not self._writing:
+            self._loop.add_writer(self._sock.fileno(), self._flush)
+            self._writing = True
 
     def _forget_writer(self) -> None:
         if self._writing:
